@@ -1,0 +1,7 @@
+from ._gpu import GPU_FIELDS as GPU_FIELDS, GPUSystem as GPUSystem
+from ._wafer import (
+    WAFER_FIELDS as WAFER_FIELDS,
+    DramKind as DramKind,
+    Integration as Integration,
+    WaferDesign as WaferDesign,
+)

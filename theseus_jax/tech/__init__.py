@@ -1,0 +1,1 @@
+from ._tech import TECH_FIELDS as TECH_FIELDS, Tech as Tech

@@ -1,0 +1,1 @@
+from ._llm import LLMConfig as LLMConfig, TrainingWorkload as TrainingWorkload
