@@ -211,12 +211,37 @@ class TrainingWorkload(eqx.Module):
     global_batch: jnp.ndarray
     seq_len: jnp.ndarray
     precision_bits: jnp.ndarray
+    main_grad_bytes: jnp.ndarray
+    flash_attention: jnp.ndarray
 
-    def __init__(self, model: LLMConfig, *, global_batch, seq_len, precision_bits=16.0):
+    def __init__(
+        self,
+        model: LLMConfig,
+        *,
+        global_batch,
+        seq_len,
+        precision_bits=16.0,
+        main_grad_bytes=4.0,
+        flash_attention=1.0,
+    ):
+        """Args:
+        model: the LLM.
+        global_batch: sequences per optimizer step.
+        seq_len: tokens per sequence.
+        precision_bits: 16 (BF16/FP16) or 8 (FP8) GEMM precision.
+        main_grad_bytes: bytes per gradient element in the DP reduction and the gradient
+            buffer: 4 for fp32 main gradients (Megatron's bf16 default), 2 for fp16 buffers
+            (Megatron's fp16 default in 2021).
+        flash_attention: 1 if attention scores never leave on-chip memory (FlashAttention,
+            2022+; always true on a wafer), 0 for the unfused softmax kernels of Megatron 2021
+            (scores written to and read from HBM).
+        """
         self.model = model
         self.global_batch = _f(global_batch)
         self.seq_len = _f(seq_len)
         self.precision_bits = _f(precision_bits)
+        self.main_grad_bytes = _f(main_grad_bytes)
+        self.flash_attention = _f(flash_attention)
 
     def tokens_per_step(self):
         return self.global_batch * self.seq_len

@@ -1,0 +1,428 @@
+"""Load technology and system configs: JSON -> validated -> typed, SI-valued Modules.
+
+Every config file has the same shape::
+
+    {
+      "name": "wse2",
+      "kind": "tech" | "wafer" | "gpu",
+      "description": "...",
+      "tech": "n7",                     # wafer systems only: the technology they are built in
+      "aliases": ["WSE-2", "CS-2"],     # optional, matched case-insensitively
+      "notes": "...", "references": [], # optional, free text
+      "fields": {FIELD: {"value": number, "unit": "GB/s", "source": "[V] ..."}}
+    }
+
+The files are validated once, here (STYLE.md anti-pattern 3): every field of the kind's
+``*_FIELDS`` table must be present exactly once with a finite, non-negative number, a unit of
+the right dimension and a non-empty source; categorical codes, fractions and counts are
+range-checked. Every error names the file and the field and says how to fix it.
+
+Files live in ``configs/tech/`` and ``configs/systems/`` (:func:`theseus_jax._paths.configs_dir`);
+a path to a file elsewhere works too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._paths import configs_dir
+from .._units import to_si
+from ..design import GPU_FIELDS, WAFER_FIELDS, GPUSystem, WaferDesign
+from ..tech import TECH_FIELDS, Tech
+
+__all__ = [
+    "load_tech",
+    "load_system",
+    "list_systems",
+    "list_techs",
+    "system_tech_name",
+    "system_kind",
+    "design_to_dict",
+    "design_from_dict",
+    "fields_of_kind",
+]
+
+_TOP_KEYS_REQUIRED = ("name", "kind", "description", "fields")
+_TOP_KEYS_OPTIONAL = ("tech", "aliases", "notes", "references")
+_FIELD_KEYS_REQUIRED = ("value", "unit", "source")
+_FIELD_KEYS_OPTIONAL = ("note",)
+
+_KIND_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "tech": TECH_FIELDS,
+    "wafer": WAFER_FIELDS,
+    "gpu": GPU_FIELDS,
+}
+_KIND_CLASS = {"tech": Tech, "wafer": WaferDesign, "gpu": GPUSystem}
+_KIND_DIR = {"tech": "tech", "wafer": "systems", "gpu": "systems"}
+
+# Range rules beyond "finite and >= 0" (static schema, not physics).
+_CATEGORICAL: dict[str, tuple[int, ...]] = {
+    "integration": (0, 1),
+    "dram_kind": (0, 1, 2),
+    "yield_model": (0, 1, 2),
+}
+_FRACTION_CLOSED = {"min_wafer_yield", "infosow_assembly_yield", "gemm_efficiency", "hbm_efficiency"}
+_FRACTION_OPEN = {"spare_core_frac"}  # in [0, 1)
+_POSITIVE = {
+    # tech
+    "sram_density_bits_per_m2",
+    "nb_alpha",
+    "reticle_w_m",
+    "reticle_h_m",
+    "wafer_usable_side_m",
+    "mac_area_m2",
+    # wafer
+    "macs_per_core",
+    "link_bits_per_cycle",
+    "n_vcs",
+    "buffer_depth",
+    "clock_hz",
+    "core_rows",
+    "core_cols",
+    "reticle_rows",
+    "reticle_cols",
+    "n_wafers",
+    # gpu
+    "n_gpus",
+    "gpus_per_node",
+    "peak_flops_16",
+}
+_INTEGER = {
+    "macs_per_core",
+    "n_vcs",
+    "buffer_depth",
+    "core_rows",
+    "core_cols",
+    "reticle_rows",
+    "reticle_cols",
+    "n_wafers",
+    "n_gpus",
+    "gpus_per_node",
+    "n_sms",
+}
+
+
+def fields_of_kind(kind: str) -> tuple[tuple[str, str, str], ...]:
+    """The ``(field, SI unit, description)`` table of ``"tech"``, ``"wafer"`` or ``"gpu"``."""
+    if kind not in _KIND_FIELDS:
+        raise ValueError(f"unknown config kind {kind!r}; expected one of {sorted(_KIND_FIELDS)}")
+    return _KIND_FIELDS[kind]
+
+
+# ---------------------------------------------------------------------------------------
+# finding files
+# ---------------------------------------------------------------------------------------
+
+
+def _json_files(sub: str) -> list[Path]:
+    d = configs_dir() / sub
+    return sorted(d.glob("*.json")) if d.is_dir() else []
+
+
+def list_techs() -> list[str]:
+    """Names (file stems) of the technology files in ``configs/tech/``."""
+    return [p.stem for p in _json_files("tech")]
+
+
+def list_systems() -> list[str]:
+    """Names (file stems) of the system files in ``configs/systems/`` (wafer and GPU)."""
+    return [p.stem for p in _json_files("systems")]
+
+
+def _looks_like_path(x) -> bool:
+    if isinstance(x, os.PathLike):
+        return True
+    s = str(x)
+    return s.endswith(".json") or os.sep in s or "/" in s
+
+
+def _resolve(sub: str, name_or_path, what: str) -> Path:
+    """Find a config file by path, file stem, ``name`` or alias (case-insensitive)."""
+    if _looks_like_path(name_or_path):
+        p = Path(name_or_path)
+        if not p.is_file():
+            raise ValueError(f"{what} file {str(p)!r} does not exist")
+        return p
+    key = str(name_or_path).strip().lower()
+    files = _json_files(sub)
+    for p in files:  # fast path: the file stem
+        if p.stem.lower() == key:
+            return p
+    index: dict[str, Path] = {}
+    for p in files:
+        index.setdefault(p.stem.lower(), p)
+        try:
+            doc = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue  # a broken file is reported when it is loaded by name
+        if not isinstance(doc, dict):
+            continue
+        names = [doc.get("name")] + list(doc.get("aliases") or [])
+        for n in names:
+            if isinstance(n, str):
+                index.setdefault(n.strip().lower(), p)
+    if key in index:
+        return index[key]
+    available = sorted({p.stem for p in files})
+    aliases = sorted(k for k in index if k not in {a.lower() for a in available})
+    close = difflib.get_close_matches(key, list(index), n=1, cutoff=0.3)
+    hint = f" Did you mean {index[close[0]].stem!r}?" if close else ""
+    raise ValueError(
+        f"unknown {what} {str(name_or_path)!r}.{hint} Available in {configs_dir() / sub}: "
+        f"{available}" + (f" (aliases: {aliases})" if aliases else "")
+        + ". Pass a path to a .json file to load one from elsewhere, or set $THESEUS_CONFIGS."
+    )
+
+
+def _read(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: top level must be a JSON object with keys {list(_TOP_KEYS_REQUIRED)}")
+    return doc
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------------------
+
+
+def _validate(doc: dict, path: Path, expect: tuple[str, ...]) -> tuple[str, dict[str, float]]:
+    """Check one parsed config and return ``(kind, {field: SI value})``."""
+    missing_top = [k for k in _TOP_KEYS_REQUIRED if k not in doc]
+    unknown_top = sorted(set(doc) - set(_TOP_KEYS_REQUIRED) - set(_TOP_KEYS_OPTIONAL))
+    if missing_top or unknown_top:
+        raise ValueError(
+            f"{path}: missing top-level keys {missing_top}, unknown top-level keys {unknown_top}. "
+            f"Required: {list(_TOP_KEYS_REQUIRED)}; optional: {list(_TOP_KEYS_OPTIONAL)}"
+        )
+    kind = doc["kind"]
+    if kind not in _KIND_FIELDS:
+        raise ValueError(f"{path}: kind {kind!r} is not one of {sorted(_KIND_FIELDS)}")
+    if kind not in expect:
+        loader = "load_tech" if kind == "tech" else "load_system"
+        raise ValueError(
+            f"{path}: kind is {kind!r} but a {' or '.join(map(repr, expect))} config was "
+            f"expected here; load this file with {loader}()"
+        )
+    if not isinstance(doc["name"], str) or not doc["name"].strip():
+        raise ValueError(f"{path}: 'name' must be a non-empty string")
+    aliases = doc.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise ValueError(f"{path}: 'aliases' must be a list of strings, got {aliases!r}")
+    if kind == "wafer":
+        if not isinstance(doc.get("tech"), str) or not doc["tech"].strip():
+            raise ValueError(
+                f"{path}: a wafer system must name its technology, e.g. \"tech\": \"n7\" "
+                f"(available: {list_techs()})"
+            )
+    elif "tech" in doc:
+        raise ValueError(f"{path}: only wafer systems name a 'tech'; remove it from this {kind} config")
+
+    table = _KIND_FIELDS[kind]
+    names = [f for f, _, _ in table]
+    fields = doc["fields"]
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path}: 'fields' must be an object {{FIELD: {{value, unit, source}}}}")
+    missing = [f for f in names if f not in fields]
+    unknown = sorted(set(fields) - set(names))
+    if missing or unknown:
+        sugg = []
+        for u in unknown:
+            c = difflib.get_close_matches(u, names, n=1)
+            if c:
+                sugg.append(f"{u!r} -> {c[0]!r}?")
+        raise ValueError(
+            f"{path}: missing fields {missing}, unknown fields {unknown}"
+            + (f" (did you mean: {', '.join(sugg)})" if sugg else "")
+            + f". A {kind} config needs exactly these fields: {names}"
+        )
+    out: dict[str, float] = {}
+    for f, si_unit, desc in table:
+        where = f"{path}: field {f}"
+        entry = fields[f]
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: must be an object {{\"value\", \"unit\", \"source\"}}, got {entry!r}")
+        miss = [k for k in _FIELD_KEYS_REQUIRED if k not in entry]
+        extra = sorted(set(entry) - set(_FIELD_KEYS_REQUIRED) - set(_FIELD_KEYS_OPTIONAL))
+        if miss or extra:
+            raise ValueError(
+                f"{where}: missing keys {miss}, unknown keys {extra}; each field needs "
+                f"{list(_FIELD_KEYS_REQUIRED)} (optional {list(_FIELD_KEYS_OPTIONAL)})"
+            )
+        v = entry["value"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{where}: value must be a finite number ({desc}, in {si_unit}), got {v!r}")
+        if v < 0:
+            raise ValueError(f"{where}: value {v} is negative; {f} ({desc}) must be >= 0")
+        if not isinstance(entry["source"], str) or not entry["source"].strip():
+            raise ValueError(f"{where}: 'source' must name where the number comes from, with a [V]/[S]/[D]/[U] tag")
+        x = to_si(v, entry["unit"], where=where, target=si_unit)
+        if f in _CATEGORICAL and x not in _CATEGORICAL[f]:
+            raise ValueError(f"{where}: value {v} is not a valid code; {desc}: one of {list(_CATEGORICAL[f])}")
+        if f in _FRACTION_CLOSED and not (0.0 <= x <= 1.0):
+            raise ValueError(f"{where}: value {x} must be a fraction in [0, 1] ({desc})")
+        if f in _FRACTION_OPEN and not (0.0 <= x < 1.0):
+            raise ValueError(f"{where}: value {x} must be a fraction in [0, 1) ({desc})")
+        if f in _POSITIVE and not x > 0:
+            raise ValueError(f"{where}: value must be > 0 ({desc})")
+        if f in _INTEGER and x != round(x):
+            raise ValueError(f"{where}: value {x} must be a whole number ({desc})")
+        out[f] = x
+    return kind, out
+
+
+# ---------------------------------------------------------------------------------------
+# public loaders
+# ---------------------------------------------------------------------------------------
+
+
+def load_tech(name_or_path) -> Tech:
+    """Load a technology file (``configs/tech/<name>.json`` or a path) as a :class:`Tech`.
+
+    Args:
+        name_or_path: file stem (``"n7"``), the file's ``name`` or an alias, or a path.
+
+    Returns:
+        :class:`~theseus_jax.tech.Tech` with SI float32 scalar leaves.
+
+    Raises:
+        ValueError: unknown name (with the available ones and the closest match), or an
+            invalid file (naming the file and field).
+
+    Examples:
+        >>> t = load_tech("n7")
+        >>> round(float(t.reticle_w_m) * 1e3, 3), round(float(t.reticle_h_m) * 1e3, 3)
+        (26.0, 33.0)
+    """
+    path = _resolve("tech", name_or_path, "technology")
+    _, values = _validate(_read(path), path, ("tech",))
+    return Tech(**values)
+
+
+def load_system(name_or_path) -> WaferDesign | GPUSystem:
+    """Load a system file (``configs/systems/<name>.json`` or a path).
+
+    Args:
+        name_or_path: file stem (``"wse2"``), the file's ``name`` or an alias
+            (case-insensitive, e.g. ``"a100-sxm4-80gb"``), or a path.
+
+    Returns:
+        :class:`~theseus_jax.design.WaferDesign` for ``"kind": "wafer"`` files, or
+        :class:`~theseus_jax.design.GPUSystem` for ``"kind": "gpu"``. Values are SI.
+
+    Raises:
+        ValueError: unknown name (listing the available ones and the closest match), or an
+            invalid file (naming the file and field and the fix).
+
+    Examples:
+        >>> d = load_system("wse2")
+        >>> int(d.reticles_per_wafer()), int(d.cores_per_reticle())
+        (84, 10880)
+    """
+    path = _resolve("systems", name_or_path, "system")
+    doc = _read(path)
+    kind, values = _validate(doc, path, ("wafer", "gpu"))
+    if kind == "wafer":
+        tech = doc["tech"]
+        if not _looks_like_path(tech) and tech.lower() not in {t.lower() for t in list_techs()}:
+            close = difflib.get_close_matches(tech, list_techs(), n=1)
+            raise ValueError(
+                f"{path}: tech {tech!r} is not in {configs_dir() / 'tech'} (available: {list_techs()})"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+            )
+    return _KIND_CLASS[kind](**values)
+
+
+def system_kind(name_or_path) -> str:
+    """``"wafer"`` or ``"gpu"``: the kind a system file declares (validated)."""
+    path = _resolve("systems", name_or_path, "system")
+    kind, _ = _validate(_read(path), path, ("wafer", "gpu"))
+    return kind
+
+
+def system_tech_name(name_or_path) -> str:
+    """The technology (``configs/tech`` name) a wafer system file is built in.
+
+    Raises:
+        ValueError: for a GPU system (GPU files carry their own constants).
+
+    Examples:
+        >>> system_tech_name("wse3")
+        'n5'
+    """
+    path = _resolve("systems", name_or_path, "system")
+    doc = _read(path)
+    kind, _ = _validate(doc, path, ("wafer", "gpu"))
+    if kind != "wafer":
+        raise ValueError(
+            f"{path}: {doc['name']!r} is a {kind} system; only wafer systems name a technology "
+            "(GPU configs carry their own energy and area numbers)"
+        )
+    return doc["tech"]
+
+
+# ---------------------------------------------------------------------------------------
+# dict / CSV round trips
+# ---------------------------------------------------------------------------------------
+
+
+def _kind_of(design) -> str:
+    for kind, cls in _KIND_CLASS.items():
+        if isinstance(design, cls):
+            return kind
+    raise TypeError(f"expected a WaferDesign, GPUSystem or Tech, got {type(design).__name__}")
+
+
+def design_to_dict(design) -> dict[str, Any]:
+    """``{field: value}`` in SI units (floats for one design, numpy arrays for a batch).
+
+    The keys follow the kind's ``*_FIELDS`` order, so ``csv.DictWriter`` columns are stable.
+    """
+    kind = _kind_of(design)
+    out: dict[str, Any] = {}
+    for f, _, _ in _KIND_FIELDS[kind]:
+        a = np.asarray(getattr(design, f))
+        out[f] = float(a) if a.ndim == 0 else a
+    return out
+
+
+def design_from_dict(kind: str, values: dict[str, Any], *, strict: bool = False):
+    """Build a design (or :class:`Tech`) from ``{field: SI value}``; inverse of :func:`design_to_dict`.
+
+    Args:
+        kind: ``"wafer"``, ``"gpu"`` or ``"tech"``.
+        values: SI values per field; scalars or equal-length sequences (a batch). Strings
+            (as read by ``csv.DictReader``) are parsed as floats.
+        strict: if True, keys that are not fields are an error; otherwise they are ignored
+            (a CSV row usually carries metrics as well).
+
+    Returns:
+        :class:`WaferDesign`, :class:`GPUSystem` or :class:`Tech`.
+    """
+    table = fields_of_kind(kind)
+    names = [f for f, _, _ in table]
+    missing = [f for f in names if f not in values]
+    unknown = sorted(set(values) - set(names)) if strict else []
+    if missing or unknown:
+        raise ValueError(
+            f"design_from_dict({kind!r}): missing fields {missing}, unknown fields {unknown}; "
+            f"expected {names}"
+        )
+    kw = {}
+    for f in names:
+        v = values[f]
+        try:
+            kw[f] = np.asarray(v, dtype=np.float64) if not isinstance(v, str) else float(v)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"design_from_dict({kind!r}): field {f}: not a number: {v!r}") from e
+    return _KIND_CLASS[kind](**kw)

@@ -1,0 +1,173 @@
+"""Host-side enumeration of legal mappings as padded tables (numpy -> :class:`Mapping`).
+
+Enumeration is vectorised with numpy over the cheap axes (micro-batch, interleaving, flags)
+and loops only over (TP, PP) pairs, so millions of rows take well under a second.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ._plan import MAPPING_FIELDS, Mapping
+
+__all__ = ["enumerate_gpu_mappings", "enumerate_wafer_mappings", "pad_mappings", "divisors"]
+
+
+def divisors(n: int) -> np.ndarray:
+    """Sorted positive divisors of ``n``."""
+    n = int(n)
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return np.array(sorted(set(small + [n // d for d in small])), dtype=np.int64)
+
+
+def _product(**axes) -> dict[str, np.ndarray]:
+    names = list(axes)
+    grids = np.meshgrid(*[np.asarray(axes[k]) for k in names], indexing="ij")
+    return {k: g.reshape(-1) for k, g in zip(names, grids)}
+
+
+def _model_ints(workload):
+    m = workload.model
+    g = lambda x: int(round(float(np.asarray(x))))  # noqa: E731
+    return dict(
+        L=g(m.n_layers),
+        heads=g(m.n_heads),
+        kv=g(m.n_kv_heads),
+        ff=g(m.d_ff),
+        B=g(workload.global_batch),
+        experts=g(m.n_experts),
+    )
+
+
+def enumerate_gpu_mappings(
+    workload,
+    n_gpus: int,
+    *,
+    max_tp: int = 64,
+    flags: bool = True,
+    interleave: bool = True,
+) -> Mapping:
+    """Every legal Megatron-style mapping of ``workload`` on ``n_gpus`` GPUs.
+
+    Legal means: ``tp`` is a power of two dividing the heads and the FFN width (and, with GQA,
+    the KV heads or a multiple of them); ``pp`` divides the layers; ``tp * pp * dp = n_gpus``;
+    ``global_batch % (dp * micro_batch) == 0``; interleaving ``v > 1`` needs ``pp > 1``,
+    ``layers % (pp v) == 0`` and micro-batches divisible by ``pp`` (Megatron's rule);
+    sequence parallelism and TP overlap need ``tp > 1``; the distributed optimizer and DP
+    overlap need ``dp > 1``. ``flags=False`` fixes the four boolean knobs to 0 and the
+    schedule to 1F1B (a Megatron-2021-style search).
+    """
+    w = _model_ints(workload)
+    n = int(n_gpus)
+    if n < 1:
+        raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+    cols = {k: [] for k in MAPPING_FIELDS}
+    tps = [t for t in (1, 2, 4, 8, 16, 32, 64, 128) if t <= min(max_tp, n)]
+    for tp in tps:
+        if w["heads"] % tp or w["ff"] % tp:
+            continue
+        if w["kv"] % tp and tp % w["kv"]:
+            continue
+        for pp in divisors(w["L"]):
+            pp = int(pp)
+            if n % (tp * pp):
+                continue
+            dp = n // (tp * pp)
+            if w["B"] % dp:
+                continue
+            mbs = divisors(w["B"] // dp)
+            vs = divisors(w["L"] // pp) if (interleave and pp > 1) else np.array([1])
+            on = [0, 1] if flags else [0]
+            axes = dict(
+                micro_batch=mbs,
+                interleave=vs,
+                recompute=[0, 1, 2],
+                schedule=[0, 1] if flags else [1],
+                dist_opt=on if dp > 1 else [0],
+                seq_par=on if tp > 1 else [0],
+                tp_overlap=on if tp > 1 else [0],
+                dp_overlap=on if dp > 1 else [0],
+            )
+            g = _product(**axes)
+            m = w["B"] // (dp * g["micro_batch"])
+            ok = (g["interleave"] == 1) | ((m % pp == 0) & (g["schedule"] == 1))
+            for k in axes:
+                cols[k].append(g[k][ok])
+            cnt = int(ok.sum())
+            cols["tp"].append(np.full(cnt, tp))
+            cols["pp"].append(np.full(cnt, pp))
+            cols["dp"].append(np.full(cnt, dp))
+            cols["stream"].append(np.zeros(cnt))
+    if not cols["tp"]:
+        raise ValueError(
+            f"no legal mapping of {workload.model.name} on {n} GPUs: check that the global "
+            f"batch ({w['B']}) is divisible by some data-parallel degree and the heads "
+            f"({w['heads']}) by some tensor-parallel degree"
+        )
+    return Mapping.from_columns({k: np.concatenate(v) for k, v in cols.items()})
+
+
+def enumerate_wafer_mappings(
+    workload,
+    *,
+    max_reticles: int,
+    region_sizes=(1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128),
+    micro_batches=(1, 2, 4, 8, 16, 32, 64, 128),
+) -> Mapping:
+    """Design-independent mapping table for wafer-scale systems.
+
+    ``tp`` = reticles per stage region, ``pp`` divides the layers, ``dp = 0`` (resolved per
+    design to as many replicas as fit). A design masks the rows whose ``tp * pp`` exceeds its
+    reticles. Both execution modes (resident, streamed) and the recompute options are included.
+    """
+    w = _model_ints(workload)
+    pps = [int(p) for p in divisors(w["L"]) if p <= max_reticles]
+    tps = [t for t in region_sizes if t <= max_reticles]
+    mbs = [b for b in micro_batches if b <= w["B"]]
+    rows = []
+    for tp, pp in itertools.product(tps, pps):
+        if tp * pp > max_reticles:
+            continue
+        rows.append((tp, pp))
+    if not rows:
+        raise ValueError("no wafer mapping fits: increase max_reticles")
+    tp_pp = np.array(rows)
+    g = _product(
+        idx=np.arange(len(rows)),
+        micro_batch=mbs,
+        recompute=[0, 1, 2],
+        stream=[0, 1],
+        dp_overlap=[0, 1],
+    )
+    tp = tp_pp[g["idx"], 0]
+    pp = tp_pp[g["idx"], 1]
+    # Streaming runs the whole wafer as one pipeline-free stage per replica: pp > 1 with
+    # streaming is legal but dominated; keep it, the search discards it.
+    cols = dict(
+        tp=tp,
+        pp=pp,
+        dp=np.zeros_like(tp),
+        micro_batch=g["micro_batch"],
+        recompute=g["recompute"],
+        interleave=np.ones_like(tp),
+        schedule=np.ones_like(tp),
+        dist_opt=np.zeros_like(tp),
+        seq_par=np.zeros_like(tp),
+        tp_overlap=np.ones_like(tp),
+        dp_overlap=g["dp_overlap"],
+        stream=g["stream"],
+    )
+    return Mapping.from_columns(cols)
+
+
+def pad_mappings(mappings: Mapping, size: int) -> tuple[Mapping, np.ndarray]:
+    """Pad a table to ``size`` rows (repeating row 0) and return it with a validity mask."""
+    n = mappings.size()
+    if size < n:
+        raise ValueError(f"pad size {size} < table size {n}")
+    idx = np.concatenate([np.arange(n), np.zeros(size - n, dtype=np.int64)])
+    cols = {k: np.asarray(getattr(mappings, k))[idx] for k in MAPPING_FIELDS}
+    mask = np.arange(size) < n
+    return Mapping.from_columns(cols), mask

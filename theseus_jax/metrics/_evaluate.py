@@ -1,0 +1,191 @@
+"""Public evaluation API: every (design, mapping) point in one jit-compiled, vmapped call.
+
+Model code is written for one design and one mapping; this module vmaps it over a padded
+mapping table (inner) and a design batch (outer), masks illegal rows, and picks the best
+feasible mapping per design by a selectable objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._violations import Violation, describe
+from ..cost.gpu import gpu_training_step
+from ..cost.wafer import wafer_training_step
+from ..design._gpu import GPUSystem
+from ..design._wafer import WaferDesign
+from ..mapping._enumerate import enumerate_gpu_mappings, enumerate_wafer_mappings
+from ..mapping._plan import Mapping
+from ._metrics import Metrics
+
+__all__ = [
+    "evaluate_point",
+    "evaluate_mappings",
+    "evaluate",
+    "make_evaluator",
+    "EvalResult",
+    "OBJECTIVES",
+    "default_mappings",
+    "explain",
+]
+
+OBJECTIVES = ("time", "energy", "perf_per_watt")
+
+
+def _physical(design, tech):
+    from ..cost.physical import physical_wsc
+
+    return physical_wsc(design, tech)
+
+
+def evaluate_point(design, workload, mapping: Mapping, tech=None) -> Metrics:
+    """Metrics of one design under one mapping (scalars in, scalars out; vmap it)."""
+    if isinstance(design, GPUSystem):
+        return gpu_training_step(design, workload, mapping)
+    if isinstance(design, WaferDesign):
+        if tech is None:
+            raise ValueError("evaluating a WaferDesign needs `tech` (e.g. load_tech('n7'))")
+        return wafer_training_step(design, tech, _physical(design, tech), workload, mapping)
+    raise TypeError(f"design must be a WaferDesign or GPUSystem, got {type(design).__name__}")
+
+
+def evaluate_mappings(design, workload, mappings: Mapping, tech=None) -> Metrics:
+    """Metrics of one design under every mapping of a table (leading axis = mapping)."""
+    if isinstance(design, WaferDesign):
+        if tech is None:
+            raise ValueError("evaluating a WaferDesign needs `tech` (e.g. load_tech('n7'))")
+        phys = _physical(design, tech)  # once per design, shared by all its mappings
+        return jax.vmap(lambda mp: wafer_training_step(design, tech, phys, workload, mp))(mappings)
+    return jax.vmap(lambda mp: evaluate_point(design, workload, mp, tech))(mappings)
+
+
+def _popcount(x):
+    x = x.astype(jnp.uint32)
+    c = jnp.zeros_like(x)
+    for i in range(32):
+        c = c + ((x >> i) & 1)
+    return c.astype(jnp.float32)
+
+
+def _objective(metrics: Metrics, objective: str):
+    if objective == "time":
+        return metrics.step_time_s
+    if objective in ("energy", "perf_per_watt"):  # tokens/s/W = tokens / J: same order
+        return metrics.energy_per_token_j
+    raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+
+
+class EvalResult(eqx.Module):
+    """Best mapping per design.
+
+    Attributes:
+        metrics: :class:`Metrics` of the chosen mapping (leaves of shape ``(n_designs,)``).
+        mapping_index: index of the chosen row of the mapping table, ``(n_designs,)``.
+        n_feasible: feasible (design, mapping) pairs per design, ``(n_designs,)``.
+    """
+
+    metrics: Metrics
+    mapping_index: jnp.ndarray
+    n_feasible: jnp.ndarray
+
+
+def _best(metrics: Metrics, mask, objective):
+    """Pick the best feasible row; if none is feasible, the least-violating, then best row."""
+    obj = _objective(metrics, objective)
+    ok = metrics.feasible & mask
+    penalty = jnp.where(mask, _popcount(metrics.violations), 1e6)
+    key = jnp.where(ok, obj, 1e30 + penalty * 1e30)
+    # infeasible rows: order by number of violated constraints, then objective (finite)
+    key = jnp.where(ok, key, penalty * 1e20 + jnp.minimum(obj, 1e19))
+    key = jnp.where(mask, key, jnp.inf)
+    i = jnp.argmin(key)
+    best = jax.tree_util.tree_map(lambda x: x[i], metrics)
+    return best, i, jnp.sum(ok)
+
+
+def evaluate(designs, workload, *, mappings: Mapping | None = None, mask=None, tech=None,
+             objective: str = "time") -> EvalResult:
+    """Evaluate a batch of designs, each under every mapping of a table, keep the best.
+
+    Args:
+        designs: a batched :class:`WaferDesign` or :class:`GPUSystem` (leading axis = design).
+            An unbatched design is treated as a batch of one.
+        workload: :class:`~theseus_jax.workload.TrainingWorkload`.
+        mappings: a :class:`Mapping` table; default :func:`default_mappings`.
+        mask: optional boolean array ``(n_mappings,)`` marking valid (non-padding) rows.
+        tech: :class:`~theseus_jax.tech.Tech`, required for wafers.
+        objective: ``"time"`` (step time), ``"energy"`` (energy per token) or
+            ``"perf_per_watt"`` (tokens/s/W, same order as energy per token).
+
+    Returns:
+        :class:`EvalResult` with leaves of shape ``(n_designs,)``.
+    """
+    if mappings is None:
+        mappings = default_mappings(designs, workload)
+    fn = make_evaluator(workload, mappings=mappings, mask=mask, tech=tech, objective=objective)
+    return fn(designs)
+
+
+def default_mappings(designs, workload) -> Mapping:
+    """The full legal mapping table for the design kind (host side)."""
+    if isinstance(designs, GPUSystem):
+        n = np.unique(np.asarray(designs.n_gpus))
+        if n.size != 1:
+            raise ValueError(
+                "GPU designs of different sizes need their own mapping tables: evaluate each "
+                "GPU count separately or pass `mappings=`"
+            )
+        return enumerate_gpu_mappings(workload, int(n[0]))
+    if isinstance(designs, WaferDesign):
+        r = np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers)
+        return enumerate_wafer_mappings(workload, max_reticles=int(np.max(r)))
+    raise TypeError(f"designs must be a WaferDesign or GPUSystem, got {type(designs).__name__}")
+
+
+def make_evaluator(workload, *, mappings: Mapping, mask=None, tech=None,
+                   objective: str = "time") -> Callable:
+    """Return ``evaluate(designs) -> EvalResult``, jit-compiled, closing over the rest.
+
+    The returned function is pure; calling it again with designs of the same batch size
+    does not recompile.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    n_map = mappings.size()
+    mask_arr = jnp.ones(n_map, bool) if mask is None else jnp.asarray(mask, bool)
+    if mask_arr.shape != (n_map,):
+        raise ValueError(f"mask must have shape ({n_map},), got {mask_arr.shape}")
+
+    @jax.jit
+    def _run(designs, workload, mappings, mask_arr, tech):
+        def one(design):
+            ms = evaluate_mappings(design, workload, mappings, tech)
+            return _best(ms, mask_arr, objective)
+
+        best, idx, nf = jax.vmap(one)(designs)
+        return EvalResult(metrics=best, mapping_index=idx, n_feasible=nf)
+
+    def evaluate_fn(designs) -> EvalResult:
+        batched = jnp.ndim(jax.tree_util.tree_leaves(designs)[0]) > 0
+        if not batched:
+            designs = jax.tree_util.tree_map(lambda x: x[None], designs)
+        return _run(designs, workload, mappings, mask_arr, tech)
+
+    return evaluate_fn
+
+
+def explain(metrics: Metrics, i: int | None = None) -> str:
+    """Human-readable feasibility of one point: "feasible" or the violated constraints."""
+    v = np.asarray(metrics.violations)
+    code = int(v.reshape(-1)[0 if i is None else i])
+    if code == 0:
+        return "feasible"
+    return "infeasible: " + ", ".join(describe(code))
+
+
+_ = Violation  # re-exported through theseus_jax
