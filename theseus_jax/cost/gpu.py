@@ -69,18 +69,18 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     ops = layer_ops(workload, b, t, mp.seq_par)
     peak = sys.peak_flops(workload.precision_bits)
     hbm = sys.hbm_bw_bytes_per_s * sys.hbm_efficiency
-    full, attn = recompute_passes(mp.recompute)
+    full, sel = recompute_passes(mp.recompute, mp.recompute_layers)
     layers = safe_div(mdl.n_layers, p)
 
     # ---- compute, per layer per micro-batch ------------------------------------------------
     t_g, bytes_g = gpu_gemm_time(sys, ops.m, ops.n, ops.k, ops.count, peak, ops.m_eff)
     is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
-    passes = 3.0 + full + attn * is_attn * (1.0 - full)  # fwd + 2x bwd + recompute
+    passes = 3.0 + full + sel * is_attn  # fwd + 2x bwd + recompute
     gemm_s = jnp.sum(t_g * passes)
     gemm_bytes = jnp.sum(bytes_g * passes)
     gemm_flops = jnp.sum(ops.gemm_flops() * passes)
     elem_passes = 3.0 + full
-    elem_bytes = ops.elem_bytes_fwd * elem_passes + ops.attn_elem_bytes_fwd * attn * (1.0 - full)
+    elem_bytes = ops.elem_bytes_fwd * elem_passes + ops.attn_elem_bytes_fwd * sel
     elem_s = safe_div(elem_bytes, hbm)
     kernels = (N_GEMMS + ops.kernels_fwd) * elem_passes
     overhead_s = kernels * sys.kernel_overhead_s
@@ -102,7 +102,9 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     tp_exposed = jnp.where(mp.tp_overlap > 0, jnp.maximum(tp_raw - gemm_s, 0.0), tp_raw)
 
     # ---- pipeline point-to-point per micro-batch -------------------------------------------
-    pp_intra = t * p <= sys.gpus_per_node
+    # rank placement: TP innermost, then DP (placement 0, Megatron order) or PP (1)
+    node = sys.gpus_per_node
+    pp_intra = jnp.where(mp.placement > 0, t * p <= node, t * dp * p <= node)
     pp_bw = jnp.where(pp_intra, sys.nvlink_bw_bytes_per_s, sys.ib_bw_bytes_per_s)
     pp_alpha = jnp.where(pp_intra, sys.nvlink_latency_s, sys.ib_latency_s)
     p2p_s = jnp.where(p > 1, 2.0 * v * p2p_time(ops.p2p_bytes, pp_bw, pp_alpha), 0.0)
@@ -120,7 +122,7 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     # ---- model state, DP and optimizer ------------------------------------------------------
     emb = mdl.vocab_size * mdl.d_model / t
     params_dev = layers * ops.weight_params + jnp.where(p > 1, emb, mdl.embedding_params() / t)
-    dp_span = dp * t * p > sys.gpus_per_node
+    dp_span = jnp.where(mp.placement > 0, dp * t * p > node, dp * t > node)
     dp_bw = jnp.where(dp_span, sys.ib_bw_bytes_per_s, sys.nvlink_bw_bytes_per_s)
     dp_alpha = jnp.where(dp_span, sys.ib_latency_s, sys.nvlink_latency_s)
     grad_bytes = params_dev * workload.main_grad_bytes
@@ -164,7 +166,7 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
 
     # ---- memory capacity --------------------------------------------------------------------
     inflight = inflight_microbatches(mp.schedule, p, v, m)
-    act = activation_bytes(ops, mp.recompute, layers, inflight)
+    act = activation_bytes(ops, mp.recompute, layers, inflight, mp.recompute_layers)
     logits_buf = 4.0 * T * mdl.vocab_size / t * 2.0
     mem = params_dev * state_bytes_per_param(workload.main_grad_bytes, mp.dist_opt, dp) + act + (
         logits_buf

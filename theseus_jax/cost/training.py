@@ -37,15 +37,16 @@ def n_microbatches(global_batch, dp, micro_batch):
     return jnp.ceil(safe_div(global_batch, dp * micro_batch) - 1e-4)
 
 
-def recompute_passes(recompute):
-    """Extra forward passes in the backward: (layer GEMMs + vector ops, attention core).
+def recompute_passes(recompute, recompute_layers=1.0):
+    """Extra forward passes in the backward: ``(full, selective)``.
 
-    Returns ``(full, attn)``: ``full`` = 1 with full recomputation (whole layer re-run) else 0;
-    ``attn`` = 1 if the attention core (score, softmax, AV) is recomputed (full or selective).
+    ``full`` is the fraction of layers re-run entirely (``recompute_layers`` with full
+    recomputation, else 0); ``selective`` is 1 when only the attention core (score, softmax,
+    AV) is recomputed.
     """
-    full = jnp.where(recompute == Recompute.FULL, 1.0, 0.0)
-    attn = jnp.where(recompute >= Recompute.SELECTIVE, 1.0, 0.0)
-    return full, attn
+    full = jnp.where(recompute == Recompute.FULL, recompute_layers, 0.0)
+    sel = jnp.where(recompute == Recompute.SELECTIVE, 1.0, 0.0)
+    return full, sel
 
 
 def inflight_microbatches(schedule, pp, interleave, m):
@@ -62,12 +63,15 @@ def state_bytes_per_param(main_grad_bytes, dist_opt, dp):
     return 2.0 + main_grad_bytes + opt
 
 
-def activation_bytes(ops, recompute, layers, inflight):
+def activation_bytes(ops, recompute, layers, inflight, recompute_layers=1.0):
     """Activation bytes one device keeps: stash of ``layers`` layers for ``inflight``
-    micro-batches, plus one layer's full stash as the working set when recomputing."""
+    micro-batches, plus one layer's full stash as the working set when recomputing.
+    With block recomputation a fraction ``recompute_layers`` of the layers keeps only its
+    input and the rest keeps everything."""
+    full = recompute_layers * ops.act_bytes_full + (1.0 - recompute_layers) * ops.act_bytes_stash
     per_layer = jnp.where(
         recompute == Recompute.FULL,
-        ops.act_bytes_full,
+        full,
         jnp.where(recompute == Recompute.SELECTIVE, ops.act_bytes_selective, ops.act_bytes_stash),
     )
     working = jnp.where(recompute > 0, ops.act_bytes_stash, 0.0)

@@ -137,7 +137,8 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     bits = workload.precision_bits
     R = design.reticles_per_wafer()
     R_tot = R * design.n_wafers
-    tp, p = mp.tp, mp.pp
+    tp = jnp.where(mp.tp > 0, mp.tp, R)  # tp <= 0: one region spans a whole wafer
+    p = mp.pp
     dp = jnp.where(mp.dp > 0, mp.dp, jnp.floor(safe_div(R_tot, tp * p)))
     dp = jnp.maximum(dp, 1.0)
     b = mp.micro_batch
@@ -146,7 +147,7 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     side = safe_sqrt(cores)  # region side in cores
     crosses = jnp.maximum(safe_sqrt(tp) - 1.0, 0.0)  # reticle boundaries along a row
     ops = layer_ops(workload, b, 1.0, 0.0)
-    full, attn = recompute_passes(mp.recompute)
+    full, sel = recompute_passes(mp.recompute, mp.recompute_layers)
     layers = safe_div(mdl.n_layers, p)
     T = b * workload.seq_len
     bytes_el = bits / 8.0
@@ -157,7 +158,7 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     )
     t_gemm = jnp.where(mp.tp_overlap > 0, jnp.maximum(t_comp, t_comm), t_comp + t_comm)
     is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
-    passes = 3.0 + full + attn * is_attn * (1.0 - full)
+    passes = 3.0 + full + sel * is_attn
     layer_comp = jnp.sum(t_comp * passes)
     layer_gemm = jnp.sum(t_gemm * passes)
     layer_flops = jnp.sum(ops.gemm_flops() * passes)
@@ -169,8 +170,8 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     bisect_bw = side * design.link_bw_bytes_per_s() * jnp.where(
         crosses > 0, jnp.minimum(1.0, design.d2d_bw_ratio), 1.0
     )
-    a2a_s = (3.0 + attn) * safe_div(0.5 * a2a_vals * bytes_el, bisect_bw)
-    a2a_bit_hops = (3.0 + attn) * a2a_vals * bits * 0.5 * side
+    a2a_s = (3.0 + full + sel) * safe_div(0.5 * a2a_vals * bytes_el, bisect_bw)
+    a2a_bit_hops = (3.0 + full + sel) * a2a_vals * bits * 0.5 * side
 
     # vector (non-GEMM) work at the cores' vector rate
     vec_rate = cores * design.macs_per_core * tech.vector_flops_per_mac * f
@@ -202,11 +203,13 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     emb = mdl.vocab_size * mdl.d_model
     params_region = layers * ops.weight_params + jnp.where(p > 1, emb, mdl.embedding_params())
     inflight = inflight_microbatches(mp.schedule, p, mp.interleave, m)
-    act = activation_bytes(ops, mp.recompute, layers, inflight) + 4.0 * T * mdl.vocab_size
+    act = activation_bytes(ops, mp.recompute, layers, inflight, mp.recompute_layers) + 4.0 * T * mdl.vocab_size
     state_all = params_region * state_bytes_per_param(workload.main_grad_bytes, 0.0, dp)
     w_and_g = params_region * (2.0 + workload.main_grad_bytes)
     resident_sram = jnp.where(has_dram, w_and_g, state_all) + act
-    stream_sram = 2.0 * layer_w_bytes + ops.weight_params * workload.main_grad_bytes + act
+    # weights arrive in chunks of one weight matrix (~1/4 of a layer), double-buffered;
+    # gradients leave as they are produced through the same buffers
+    stream_sram = 2.0 * layer_w_bytes / 4.0 * (1.0 + workload.main_grad_bytes / bytes_el) + act
     sram_need = jnp.where(mp.stream > 0, stream_sram, resident_sram)
     spill = jnp.maximum(sram_need - sram_cap, 0.0)
     # what must live in DRAM: optimizer state (resident) or all state (streamed) + spill
@@ -317,7 +320,7 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
         model_flops=model_flops,
         hw_flops=hw_flops,
         peak_flops=peak_sys,
-        mem_bytes=sram_need + dram_need,
+        mem_bytes=sram_need + jnp.where(has_dram, dram_need, 0.0),
         mem_capacity_bytes=sram_cap + dram_cap,
         compute_s=m * stage_compute,
         memory_s=m * stage_memory,

@@ -5,3 +5,9 @@ from ._wafer import (
     Integration as Integration,
     WaferDesign as WaferDesign,
 )
+from ._space import (
+    DesignSpace as DesignSpace,
+    ParamSpec as ParamSpec,
+    list_spaces as list_spaces,
+    load_space as load_space,
+)

@@ -45,6 +45,7 @@ def enumerate_gpu_mappings(
     workload,
     n_gpus: int,
     *,
+    gpus_per_node: int = 8,
     max_tp: int = 64,
     flags: bool = True,
     interleave: bool = True,
@@ -56,8 +57,11 @@ def enumerate_gpu_mappings(
     ``global_batch % (dp * micro_batch) == 0``; interleaving ``v > 1`` needs ``pp > 1``,
     ``layers % (pp v) == 0`` and micro-batches divisible by ``pp`` (Megatron's rule);
     sequence parallelism and TP overlap need ``tp > 1``; the distributed optimizer and DP
-    overlap need ``dp > 1``. ``flags=False`` fixes the four boolean knobs to 0 and the
-    schedule to 1F1B (a Megatron-2021-style search).
+    overlap need ``dp > 1``. Full recomputation is enumerated per number of recomputed layers
+    per stage (Megatron's block method, ``k = 1 .. L/pp``), and when TP leaves room in the
+    NVLink domain both rank placements (DP or PP next to TP) are tried. ``flags=False``
+    fixes the boolean knobs to 0, the schedule to 1F1B and full recompute to uniform (a
+    Megatron-2021-style search).
     """
     w = _model_ints(workload)
     n = int(n_gpus)
@@ -80,21 +84,32 @@ def enumerate_gpu_mappings(
             mbs = divisors(w["B"] // dp)
             vs = divisors(w["L"] // pp) if (interleave and pp > 1) else np.array([1])
             on = [0, 1] if flags else [0]
+            per_stage = w["L"] // pp
+            # recompute code 2 + block recompute of k of the stage's layers, k = 1..L/pp
+            ks = np.arange(1, per_stage + 1) if flags else np.array([per_stage])
+            rc_code = np.concatenate([[0, 1], np.full(ks.size, 2)])
+            rc_frac = np.concatenate([[1.0, 1.0], ks / per_stage])
+            # placement matters only when TP leaves room in the NVLink domain
+            place = [0, 1] if (flags and tp < gpus_per_node and pp > 1 and dp > 1) else [0]
             axes = dict(
                 micro_batch=mbs,
                 interleave=vs,
-                recompute=[0, 1, 2],
+                rc=np.arange(rc_code.size),
                 schedule=[0, 1] if flags else [1],
                 dist_opt=on if dp > 1 else [0],
                 seq_par=on if tp > 1 else [0],
                 tp_overlap=on if tp > 1 else [0],
                 dp_overlap=on if dp > 1 else [0],
+                placement=place,
             )
             g = _product(**axes)
             m = w["B"] // (dp * g["micro_batch"])
             ok = (g["interleave"] == 1) | ((m % pp == 0) & (g["schedule"] == 1))
             for k in axes:
-                cols[k].append(g[k][ok])
+                if k != "rc":
+                    cols[k].append(g[k][ok])
+            cols["recompute"].append(rc_code[g["rc"][ok]])
+            cols["recompute_layers"].append(rc_frac[g["rc"][ok]])
             cnt = int(ok.sum())
             cols["tp"].append(np.full(cnt, tp))
             cols["pp"].append(np.full(cnt, pp))
@@ -113,22 +128,24 @@ def enumerate_wafer_mappings(
     workload,
     *,
     max_reticles: int,
-    region_sizes=(1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128),
+    region_sizes=(0, 1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128),
     micro_batches=(1, 2, 4, 8, 16, 32, 64, 128),
 ) -> Mapping:
     """Design-independent mapping table for wafer-scale systems.
 
-    ``tp`` = reticles per stage region, ``pp`` divides the layers, ``dp = 0`` (resolved per
-    design to as many replicas as fit). A design masks the rows whose ``tp * pp`` exceeds its
+    ``tp`` = reticles per stage region (``0`` = a whole wafer, resolved per design), ``pp``
+    divides the layers, ``dp = 0`` (resolved per design to as many replicas as fit). A design masks the rows whose ``tp * pp`` exceeds its
     reticles. Both execution modes (resident, streamed) and the recompute options are included.
     """
     w = _model_ints(workload)
     pps = [int(p) for p in divisors(w["L"]) if p <= max_reticles]
     tps = [t for t in region_sizes if t <= max_reticles]
+    if not all(isinstance(t, (int, np.integer)) and t >= 0 for t in tps):
+        raise ValueError(f"region_sizes must be non-negative integers, got {region_sizes}")
     mbs = [b for b in micro_batches if b <= w["B"]]
     rows = []
     for tp, pp in itertools.product(tps, pps):
-        if tp * pp > max_reticles:
+        if max(tp, 1) * pp > max_reticles:
             continue
         rows.append((tp, pp))
     if not rows:
@@ -158,6 +175,8 @@ def enumerate_wafer_mappings(
         tp_overlap=np.ones_like(tp),
         dp_overlap=g["dp_overlap"],
         stream=g["stream"],
+        recompute_layers=np.ones_like(tp, dtype=np.float64),
+        placement=np.zeros_like(tp),
     )
     return Mapping.from_columns(cols)
 

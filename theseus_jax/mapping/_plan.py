@@ -22,6 +22,11 @@ Fields:
     dp_overlap: 1 overlaps the gradient reduction with the last micro-batch's backward pass.
     stream: wafers only: 0 weights resident in SRAM (layer pipelining), 1 weights streamed
         from DRAM / off-wafer memory layer by layer (Cerebras weight streaming).
+    recompute_layers: with ``recompute = 2``, the fraction of each stage's layers that are
+        fully recomputed (Megatron ``--recompute-method block --recompute-num-layers k``:
+        ``k / (L / pp)``); the other layers keep their full activations. 1.0 = uniform full.
+    placement: GPU clusters: which parallel dimension fills the NVLink domain after TP
+        (0: data parallel, Megatron's default rank order tp-dp-pp; 1: pipeline stages).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ MAPPING_FIELDS = (
     "tp_overlap",
     "dp_overlap",
     "stream",
+    "recompute_layers",
+    "placement",
 )
 
 
@@ -76,6 +83,8 @@ class Mapping(eqx.Module):
     tp_overlap: jnp.ndarray
     dp_overlap: jnp.ndarray
     stream: jnp.ndarray
+    recompute_layers: jnp.ndarray
+    placement: jnp.ndarray
 
     def __init__(
         self,
@@ -92,6 +101,8 @@ class Mapping(eqx.Module):
         tp_overlap=0,
         dp_overlap=0,
         stream=0,
+        recompute_layers=1.0,
+        placement=0,
     ):
         vals = dict(
             tp=tp,
@@ -106,6 +117,8 @@ class Mapping(eqx.Module):
             tp_overlap=tp_overlap,
             dp_overlap=dp_overlap,
             stream=stream,
+            recompute_layers=recompute_layers,
+            placement=placement,
         )
         for k, v in vals.items():
             setattr(self, k, jnp.asarray(v, dtype=jnp.float32))
@@ -122,6 +135,7 @@ class Mapping(eqx.Module):
         """Host-side dict of mapping ``i`` with readable names."""
         d = {k: float(np.asarray(getattr(self, k)).reshape(-1)[i]) for k in MAPPING_FIELDS}
         out = {k: int(round(v)) for k, v in d.items()}
+        out["recompute_layers"] = round(d["recompute_layers"], 4)
         out["recompute"] = Recompute.NAMES[out["recompute"]]
         out["schedule"] = Schedule.NAMES[out["schedule"]]
         return out

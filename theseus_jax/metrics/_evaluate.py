@@ -140,7 +140,8 @@ def default_mappings(designs, workload) -> Mapping:
                 "GPU designs of different sizes need their own mapping tables: evaluate each "
                 "GPU count separately or pass `mappings=`"
             )
-        return enumerate_gpu_mappings(workload, int(n[0]))
+        node = int(np.max(np.asarray(designs.gpus_per_node)))
+        return enumerate_gpu_mappings(workload, int(n[0]), gpus_per_node=node)
     if isinstance(designs, WaferDesign):
         r = np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers)
         return enumerate_wafer_mappings(workload, max_reticles=int(np.max(r)))

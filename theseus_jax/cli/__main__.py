@@ -1,0 +1,34 @@
+"""``theseus`` command line: one subcommand per file of this package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import _eval, _sweep, _validate
+
+SUBCOMMANDS = {"eval": _eval, "sweep": _sweep, "validate": _validate}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="theseus",
+        description="Design-space exploration of wafer-scale chips and GPU clusters for LLMs.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, mod in SUBCOMMANDS.items():
+        mod.add_parser(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(SUBCOMMANDS[args.command].run(args) or 0)
+    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+        print(f"theseus {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
