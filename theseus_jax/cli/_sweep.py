@@ -127,12 +127,18 @@ def _baseline_point(name, wl, peak_flops):
     sys0 = load_system(name)
     per_gpu = float(np.asarray(sys0.peak_flops(wl.precision_bits)))
     node = int(np.asarray(sys0.gpus_per_node))
-    n = max(node, int(round(peak_flops / per_gpu / node)) * node)
-    sysn = with_gpus(sys0, n)
-    try:
-        maps = default_mappings(sysn, wl)
-    except ValueError:
+    target = max(1, int(round(peak_flops / per_gpu / node)))
+    # the closest whole-node count that admits a legal mapping of the batch
+    for nodes in sorted(range(1, 2 * target + 2), key=lambda k: (abs(k - target), k)):
+        sysn = with_gpus(sys0, nodes * node)
+        try:
+            maps = default_mappings(sysn, wl)
+            break
+        except ValueError:
+            continue
+    else:
         return None
+    n = nodes * node
     r = make_evaluator(wl, mappings=maps)(sysn)
     return {
         "name": name,

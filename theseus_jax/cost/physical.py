@@ -32,7 +32,7 @@ from ..tech import Tech
 from . import area as _area
 from . import yield_model as _ym
 
-__all__ = ["Physical", "physical_wsc", "power_density_limit_w"]
+__all__ = ["Physical", "physical_wsc", "fit_violations", "power_density_limit_w"]
 
 # Relative slack on geometric limits so that a design built exactly at a limit (e.g. the
 # space's "as many reticles as fit" rule) is not rejected by float32 rounding.
@@ -144,10 +144,7 @@ def physical_wsc(design: WaferDesign, tech: Tech) -> Physical:
     )
 
     # ---- violations --------------------------------------------------------------------
-    side = tech.wafer_usable_side_m * (1 + _REL_TOL)
-    code = jnp.uint32(0)
-    code = accumulate(code, Violation.CORE_AREA, overflow > 1.0 + _REL_TOL)
-    code = accumulate(code, Violation.WAFER_AREA, (wafer_w > side) | (wafer_h > side))
+    code = _fit_code(overflow, wafer_h, wafer_w, tech)
     code = accumulate(code, Violation.YIELD, wafer_yield < tech.min_wafer_yield)
     code = accumulate(code, Violation.D2D_SHORELINE, d2d_bad)
     code = accumulate(code, Violation.DRAM_SHORELINE, dram_bad)
@@ -174,6 +171,28 @@ def physical_wsc(design: WaferDesign, tech: Tech) -> Physical:
         expected_good_cores=expected_good.astype(f32),
         violations=code,
     )
+
+
+def _fit_code(overflow, wafer_h, wafer_w, tech: Tech):
+    side = tech.wafer_usable_side_m * (1 + _REL_TOL)
+    code = jnp.uint32(0)
+    code = accumulate(code, Violation.CORE_AREA, overflow > 1.0 + _REL_TOL)
+    return accumulate(code, Violation.WAFER_AREA, (wafer_w > side) | (wafer_h > side))
+
+
+def fit_violations(design: WaferDesign, tech: Tech) -> jnp.ndarray:
+    """Only the geometric bits of :func:`physical_wsc`: ``CORE_AREA`` and ``WAFER_AREA``.
+
+    Cheap to compile (no yield model); the design space uses it for its fit rule. Same
+    formulas and tolerances as :func:`physical_wsc`.
+
+    Returns:
+        uint32 violation code (scalar).
+    """
+    h, w = _area.core_array_dims_m(design, tech)
+    _, _, _, overflow = _area.reticle_fit(h, w, tech)
+    wafer_h, wafer_w = _area.wafer_dims_m(design, h, w, tech)
+    return _fit_code(overflow, wafer_h, wafer_w, tech)
 
 
 def power_density_limit_w(design: WaferDesign, tech: Tech) -> jnp.ndarray:

@@ -167,9 +167,9 @@ def _pitch_fn():
 
 @functools.lru_cache(maxsize=None)
 def _violations_fn():
-    from ..cost.physical import physical_wsc  # local: cost depends on design
+    from ..cost.physical import fit_violations  # local: cost depends on design
 
-    return jax.jit(jax.vmap(lambda d, t: physical_wsc(d, t).violations, in_axes=(0, None)))
+    return jax.jit(jax.vmap(fit_violations, in_axes=(0, None)))
 
 
 def _chunked(fn, cols: dict[str, np.ndarray], tech: Tech) -> np.ndarray:
@@ -445,11 +445,13 @@ class DesignSpace:
         have, drawn, accepted = 0, 0, 0
         batch = max(64, n)
         bw_col = self.names.index("sram_bw_bits_per_cycle") if "sram_bw_bits_per_cycle" in self.names else None
+        # One fixed-shape JAX call turns the key into a numpy generator (variable-shape JAX
+        # random calls would recompile per batch size).
+        rng = np.random.default_rng(np.asarray(jax.random.bits(key, (4,), dtype=np.uint32)))
         for _ in range(max_rounds):
             if have >= n:
                 break
-            key, sub = jax.random.split(key)
-            u = np.asarray(jax.random.uniform(sub, (batch, max(self.dim, 1))), dtype=np.float64)[:, : self.dim]
+            u = rng.random((batch, self.dim))
             cols = self._decode_cols(u)
             if legal:
                 self._repair_pairs(cols, None if bw_col is None else u[:, bw_col])
