@@ -57,8 +57,9 @@ def test_to_si(value, unit, target, want):
 
 def test_units_required_by_brief_exist():
     need = (
-        "1 cat cycle m mm um m^2 mm^2 um^2 cm^2 J pJ fJ nJ J/bit pJ/bit fJ/bit pJ/bit/mm J/bit/m W mW kW "
-        "W/cm^2 W/mm^2 W/m^2 1/cm^2 1/mm^2 1/m^2 B KiB MiB GiB KB MB GB TB bit bit/cycle MAC/cycle B/s "
+        "1 cat cycle m mm um m^2 mm^2 um^2 cm^2 J pJ fJ nJ J/bit pJ/bit fJ/bit pJ/bit/mm J/bit/m "
+        "W mW kW W/cm^2 W/mm^2 W/m^2 1/cm^2 1/mm^2 1/m^2 B KiB MiB GiB KB MB GB TB bit bit/cycle "
+        "MAC/cycle B/s "
         "GB/s TB/s Gb/s Tb/s Tb/s/mm GB/s/mm TB/s/mm B/s/m TB/s/100mm^2 GB/s/mm^2 B/s/m^2 bit/m^2 "
         "Mb/mm^2 Hz MHz GHz s ms us ns FLOP/s TFLOP/s PFLOP/s J/FLOP pJ/FLOP m^2/bit um^2/bit "
         "um^2/bit^2 m^2/bit^2 um^2/(bit/cycle) m^2/(bit/cycle) flit"
@@ -70,11 +71,15 @@ def test_units_required_by_brief_exist():
 
 
 def test_unit_errors_name_where_and_accepted():
-    with pytest.raises(ValueError, match=r"n7\.json: field x.*unknown unit 'furlong'.*Accepted units"):
+    with pytest.raises(
+        ValueError, match=r"n7\.json: field x.*unknown unit 'furlong'.*Accepted units"
+    ):
         to_si(1, "furlong", where="n7.json: field x", target="m")
     with pytest.raises(ValueError, match=r"case sensitive.*'GB/s'.*'Gb/s'"):
         to_si(1, "gb/s", where="f", target="B/s")
-    with pytest.raises(ValueError, match=r"measures data, but this field measures bandwidth.*'TB/s'"):
+    with pytest.raises(
+        ValueError, match=r"measures data, but this field measures bandwidth.*'TB/s'"
+    ):
         to_si(1, "GB", where="f", target="B/s")
 
 
@@ -132,7 +137,11 @@ def test_aliases_case_insensitive():
 
 
 def test_gpu_systems_load_generically():
-    gpus = [s for s in list_systems() if json.loads((configs_dir() / "systems" / f"{s}.json").read_text())["kind"] == "gpu"]
+    gpus = [
+        s
+        for s in list_systems()
+        if json.loads((configs_dir() / "systems" / f"{s}.json").read_text())["kind"] == "gpu"
+    ]
     if not gpus:
         pytest.skip("no GPU configs yet")
     for s in gpus:
@@ -156,7 +165,9 @@ def _write(tmp_path, doc, name="bad.json"):
 
 
 def test_unknown_system_name_suggests():
-    with pytest.raises(ValueError, match=r"unknown system 'wse-22'.*Did you mean 'wse2'.*Available.*dojo_tile"):
+    with pytest.raises(
+        ValueError, match=r"unknown system 'wse-22'.*Did you mean 'wse2'.*Available.*dojo_tile"
+    ):
         load_system("wse-22")
     with pytest.raises(ValueError, match=r"unknown technology 'n8'.*Did you mean"):
         load_tech("n8")
@@ -170,7 +181,9 @@ def test_unknown_unit_names_field(tmp_path, wse2_doc):
 
 def test_wrong_dimension_unit(tmp_path, wse2_doc):
     wse2_doc["fields"]["inter_wafer_bw_bytes_per_s"]["unit"] = "GB"
-    with pytest.raises(ValueError, match=r"field inter_wafer_bw_bytes_per_s: unit 'GB' measures data"):
+    with pytest.raises(
+        ValueError, match=r"field inter_wafer_bw_bytes_per_s: unit 'GB' measures data"
+    ):
         load_system(_write(tmp_path, wse2_doc))
 
 

@@ -13,7 +13,7 @@ import pytest
 from theseus_jax._violations import Violation, describe
 from theseus_jax.cost import yield_model as ym
 from theseus_jax.cost.area import core_area_m2, router_area_m2
-from theseus_jax.cost.physical import Physical, physical_wsc, power_density_limit_w
+from theseus_jax.cost.physical import Physical, fit_violations, physical_wsc, power_density_limit_w
 from theseus_jax.design import load_space
 from theseus_jax.io import load_system, load_tech
 
@@ -196,7 +196,14 @@ def test_yield_violation(wse2, n7):
 
 def test_d2d_shoreline_violation(wse2, n7):
     # InFO-SoW (10 Tb/s/mm) with 4096-bit links at 2 GHz on small cores: far above the edge
-    d = _with(wse2, integration=1.0, link_bits_per_cycle=4096.0, clock_hz=2e9, core_rows=16.0, core_cols=16.0)
+    d = _with(
+        wse2,
+        integration=1.0,
+        link_bits_per_cycle=4096.0,
+        clock_hz=2e9,
+        core_rows=16.0,
+        core_cols=16.0,
+    )
     assert "D2D_SHORELINE" in describe(int(physical_wsc(d, n7).violations))
     one = _with(d, reticle_rows=1.0, reticle_cols=1.0)  # no crossings, no violation
     assert not int(physical_wsc(one, n7).violations) & Violation.D2D_SHORELINE
@@ -214,7 +221,9 @@ def test_dram_shoreline_violation(wse2, n7):
 def test_power_limit(wse2, n7):
     p = physical_wsc(wse2, n7)
     lim = float(power_density_limit_w(wse2, n7))
-    want = min(float(n7.max_wafer_power_w), float(n7.max_power_density_w_per_m2) * float(p.silicon_area_m2))
+    want = min(
+        float(n7.max_wafer_power_w), float(n7.max_power_density_w_per_m2) * float(p.silicon_area_m2)
+    )
     assert lim == pytest.approx(want, rel=1e-6)
 
 
@@ -246,6 +255,18 @@ def test_jit_vmap_equivalence(n7):
     for i in (0, 7, 15):
         one = jax.tree_util.tree_map(lambda x, i=i: x[i], batch)
         ref = physical_wsc(one, n7)
-        for a, b in zip(jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(out), strict=True):
+        for a, b in zip(
+            jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(out), strict=True
+        ):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b)[i], rtol=1e-5)
     assert out.violations.dtype == jnp.uint32
+
+
+def test_fit_violations_match_physical(n7):
+    space = load_space("theseus_2024")
+    batch = space.sample(jax.random.PRNGKey(4), 256, legal=False)
+    full = jax.jit(jax.vmap(physical_wsc, in_axes=(0, None)))(batch, n7).violations
+    fit = jax.jit(jax.vmap(fit_violations, in_axes=(0, None)))(batch, n7)
+    mask = int(Violation.CORE_AREA | Violation.WAFER_AREA)
+    np.testing.assert_array_equal(np.asarray(full) & mask, np.asarray(fit))
+    assert (np.asarray(fit) != 0).any() and (np.asarray(fit) == 0).any()

@@ -72,7 +72,7 @@ def test_sample_n_legal_fast(space):
     # maxfit fills the wafer: one more reticle row (or column) would not fit
     from theseus_jax.cost.physical import physical_wsc
 
-    phys = jax.vmap(physical_wsc, in_axes=(0, None))
+    phys = jax.jit(jax.vmap(physical_wsc, in_axes=(0, None)))
     sub = jax.tree_util.tree_map(lambda x: x[:2000], d)
     side = float(space.tech.wafer_usable_side_m)
     for f, dim in (("reticle_rows", "wafer_h_used_m"), ("reticle_cols", "wafer_w_used_m")):
@@ -89,7 +89,9 @@ def test_sample_unconstrained_has_illegal(space):
     # ...but every value is still on its legal grid
     for s in space.specs:
         if s.kind in ("choice", "log2int", "categorical"):
-            assert np.isin(np.asarray(getattr(d, s.name)).astype(np.float64), np.float32(s.values)).all()
+            assert np.isin(
+                np.asarray(getattr(d, s.name)).astype(np.float64), np.float32(s.values)
+            ).all()
 
 
 def test_to_unit_range_and_round_trip(space):
@@ -132,7 +134,7 @@ def test_snap_idempotent_and_legal_values(space):
             assert np.isin(x, np.float32(s.values)).all(), s.name
         if s.kind == "interval":
             assert (x >= np.float32(s.lo)).all() and (x <= np.float32(s.hi)).all(), s.name
-    fits = (space.violations(s1) == 0)
+    fits = space.violations(s1) == 0
     assert (space.is_legal(s1) == fits).all()
     # a single (unbatched) design snaps too
     one = space.snap(load_system("wse2"))
@@ -165,11 +167,20 @@ def test_grid_legal_and_complete(space):
 
     from theseus_jax.cost.physical import physical_wsc
 
-    fixed = {f: float(small.spec(f).value) for f, _, _ in WAFER_FIELDS if small.spec(f).kind == "fixed"}
+    fixed = {
+        f: float(small.spec(f).value) for f, _, _ in WAFER_FIELDS if small.spec(f).kind == "fixed"
+    }
     combos = np.asarray(list(itertools.product(*(small.spec(f).values for f in small.names))))
-    raw = {**{f: combos[:, k] for k, f in enumerate(small.names)}, **{f: np.full(len(combos), v) for f, v in fixed.items()}}
-    raw = small.snap(WaferDesign(**raw, reticle_rows=np.ones(len(combos)), reticle_cols=np.ones(len(combos))))
-    code = np.asarray(jax.vmap(physical_wsc, in_axes=(0, None))(raw, small.tech).violations)
+    raw = {
+        **{f: combos[:, k] for k, f in enumerate(small.names)},
+        **{f: np.full(len(combos), v) for f, v in fixed.items()},
+    }
+    raw = small.snap(
+        WaferDesign(**raw, reticle_rows=np.ones(len(combos)), reticle_cols=np.ones(len(combos)))
+    )
+    code = np.asarray(
+        jax.jit(jax.vmap(physical_wsc, in_axes=(0, None)))(raw, small.tech).violations
+    )
     assert n == int(((code & (Violation.CORE_AREA | Violation.WAFER_AREA)) == 0).sum())
     # no duplicates
     keys = np.stack([np.asarray(getattr(g, f)) for f in small.names], axis=1)
@@ -179,9 +190,9 @@ def test_grid_legal_and_complete(space):
 def test_grid_too_large_raises(space):
     with pytest.raises(ValueError, match=r"exceed max_points.*space\.fix"):
         space.grid()
-    g = space.fix(**{f: float(np.asarray(getattr(load_system("wse2"), f))) for f in space.names[2:]}).grid(
-        max_points=1000
-    )
+    g = space.fix(
+        **{f: float(np.asarray(getattr(load_system("wse2"), f))) for f in space.names[2:]}
+    ).grid(max_points=1000)
     assert space.is_legal(g).all()
 
 
@@ -200,14 +211,18 @@ def _write(tmp_path, doc):
 
 
 def test_unknown_space_name():
-    with pytest.raises(ValueError, match=r"unknown design space 'theseus2024'.*Did you mean 'theseus_2024'"):
+    with pytest.raises(
+        ValueError, match=r"unknown design space 'theseus2024'.*Did you mean 'theseus_2024'"
+    ):
         load_space("theseus2024")
 
 
 def test_space_errors_name_the_field(tmp_path, space_doc):
     doc = json.loads(json.dumps(space_doc))
     doc["params"]["macs_per_core"]["lo"] = 6
-    with pytest.raises(ValueError, match=r"param macs_per_core\.lo: 6 MAC/cycle is not a power of two"):
+    with pytest.raises(
+        ValueError, match=r"param macs_per_core\.lo: 6 MAC/cycle is not a power of two"
+    ):
         load_space(_write(tmp_path, doc))
     doc = json.loads(json.dumps(space_doc))
     doc["params"]["clock_hz"]["unit"] = "Ghz"

@@ -194,7 +194,9 @@ def to_si(value: float, unit: str, *, where: str, target: str | None = None) -> 
             message names ``where`` and lists the accepted units.
     """
     if target is not None and target not in UNITS:
-        raise ValueError(f"{where}: internal error, target unit {target!r} is not in the unit table")
+        raise ValueError(
+            f"{where}: internal error, target unit {target!r} is not in the unit table"
+        )
     want_dim = UNITS[target][0] if target is not None else None
     if not isinstance(unit, str) or unit not in UNITS:
         if want_dim is not None:

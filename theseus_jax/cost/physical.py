@@ -127,7 +127,9 @@ def physical_wsc(design: WaferDesign, tech: Tech) -> Physical:
 
     # ---- shoreline ---------------------------------------------------------------------
     d2d_density = jnp.where(
-        infosow, tech.d2d_bw_density_infosow_bytes_per_s_m, tech.d2d_bw_density_stitched_bytes_per_s_m
+        infosow,
+        tech.d2d_bw_density_infosow_bytes_per_s_m,
+        tech.d2d_bw_density_stitched_bytes_per_s_m,
     )
     d2d_link = design.d2d_link_bw_bytes_per_s()
     # edges between reticle rows (length w, core_cols crossing links each way) and between
@@ -137,7 +139,9 @@ def physical_wsc(design: WaferDesign, tech: Tech) -> Physical:
     d2d_bad = ((design.reticle_rows > 1) & (need_row_edge > d2d_density * w * (1 + _REL_TOL))) | (
         (design.reticle_cols > 1) & (need_col_edge > d2d_density * h * (1 + _REL_TOL))
     )
-    edge_dram_bw = 2.0 * (design.reticle_rows + design.reticle_cols) * design.dram_port_bw_bytes_per_s
+    edge_dram_bw = (
+        2.0 * (design.reticle_rows + design.reticle_cols) * design.dram_port_bw_bytes_per_s
+    )
     perimeter = 2.0 * (wafer_w + wafer_h)
     dram_bad = (design.dram_kind == DramKind.EDGE) & (
         edge_dram_bw > tech.dram_edge_bw_density_bytes_per_s_m * perimeter * (1 + _REL_TOL)

@@ -105,7 +105,9 @@ def defect_prob(area_m2, tech):
     return jnp.where(
         m == MURPHY,
         murphy_defect_prob(x),
-        jnp.where(m == NEG_BINOMIAL, neg_binomial_defect_prob(x, tech.nb_alpha), poisson_defect_prob(x)),
+        jnp.where(
+            m == NEG_BINOMIAL, neg_binomial_defect_prob(x, tech.nb_alpha), poisson_defect_prob(x)
+        ),
     )
 
 

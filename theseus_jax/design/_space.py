@@ -158,14 +158,14 @@ class ParamSpec:
 _CHUNK = 8192
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pitch_fn():
     from ..cost.area import core_pitch_m  # local: cost depends on design
 
     return jax.jit(jax.vmap(core_pitch_m, in_axes=(0, None)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _violations_fn():
     from ..cost.physical import fit_violations  # local: cost depends on design
 
@@ -213,7 +213,10 @@ class DesignSpace:
     def __post_init__(self):
         got = tuple(s.name for s in self.specs)
         if got != _FIELD_NAMES:
-            raise ValueError(f"DesignSpace {self.name!r}: specs must follow WAFER_FIELDS {list(_FIELD_NAMES)}, got {list(got)}")
+            raise ValueError(
+                f"DesignSpace {self.name!r}: specs must follow WAFER_FIELDS "
+                f"{list(_FIELD_NAMES)}, got {list(got)}"
+            )
 
     # ---- metadata -----------------------------------------------------------------------
     @property
@@ -232,7 +235,9 @@ class DesignSpace:
             if s.name == name:
                 return s
         close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
-        raise KeyError(f"{name!r} is not a design field" + (f"; did you mean {close[0]!r}?" if close else ""))
+        raise KeyError(
+            f"{name!r} is not a design field" + (f"; did you mean {close[0]!r}?" if close else "")
+        )
 
     def fix(self, **values) -> DesignSpace:
         """A copy with some fields fixed (values in SI), e.g. ``space.fix(clock_hz=1e9)``."""
@@ -242,18 +247,25 @@ class DesignSpace:
                 if s.name in _MAXFIT_FIELDS and values[s.name] is None:
                     specs.append(s)
                     continue
-                specs.append(ParamSpec(name=s.name, kind="fixed", unit=s.unit, value=float(values[s.name])))
+                specs.append(
+                    ParamSpec(name=s.name, kind="fixed", unit=s.unit, value=float(values[s.name]))
+                )
             else:
                 specs.append(s)
         unknown = sorted(set(values) - set(_FIELD_NAMES))
         if unknown:
-            raise ValueError(f"fix(): unknown fields {unknown}; design fields are {list(_FIELD_NAMES)}")
+            raise ValueError(
+                f"fix(): unknown fields {unknown}; design fields are {list(_FIELD_NAMES)}"
+            )
         return dataclasses.replace(self, specs=tuple(specs))
 
     # ---- columns <-> designs ------------------------------------------------------------
     @staticmethod
     def _columns(designs: WaferDesign) -> dict[str, np.ndarray]:
-        cols = {f: np.atleast_1d(np.asarray(getattr(designs, f), dtype=np.float64)) for f in _FIELD_NAMES}
+        cols = {
+            f: np.atleast_1d(np.asarray(getattr(designs, f), dtype=np.float64))
+            for f in _FIELD_NAMES
+        }
         n = max(c.shape[0] for c in cols.values())
         return {f: np.broadcast_to(c, (n,)).copy() for f, c in cols.items()}
 
@@ -280,7 +292,9 @@ class DesignSpace:
         j = np.searchsorted(bws, sram_bw)
         i_c = np.clip(i, 0, len(sizes) - 1)
         j_c = np.clip(j, 0, len(bws) - 1)
-        hit = np.isclose(sizes[i_c], sram_bytes, rtol=1e-6) & np.isclose(bws[j_c], sram_bw, rtol=1e-6)
+        hit = np.isclose(sizes[i_c], sram_bytes, rtol=1e-6) & np.isclose(
+            bws[j_c], sram_bw, rtol=1e-6
+        )
         return hit & legal[i_c, j_c]
 
     def _repair_pairs(self, cols: dict[str, np.ndarray], u_bw: np.ndarray | None = None) -> None:
@@ -306,11 +320,16 @@ class DesignSpace:
         counts = rows.sum(axis=1)
         ok = known & (counts > 0)
         if u_bw is not None:
-            k = np.minimum((np.clip(u_bw, 0, 1) * counts).astype(np.int64), np.maximum(counts - 1, 0))
+            k = np.minimum(
+                (np.clip(u_bw, 0, 1) * counts).astype(np.int64), np.maximum(counts - 1, 0)
+            )
             cums = np.cumsum(rows, axis=1)
             j = np.argmax(cums > k[:, None], axis=1)
         else:
-            d = np.abs(np.log(np.maximum(cols["sram_bw_bits_per_cycle"], 1e-300))[:, None] - np.log(bws)[None, :])
+            d = np.abs(
+                np.log(np.maximum(cols["sram_bw_bits_per_cycle"], 1e-300))[:, None]
+                - np.log(bws)[None, :]
+            )
             d = np.where(rows, d, np.inf)
             j = np.argmin(d, axis=1)
         cols["sram_bw_bits_per_cycle"] = np.where(ok, bws[j], cols["sram_bw_bits_per_cycle"])
@@ -320,7 +339,11 @@ class DesignSpace:
         specs = [self.spec(f) for f in _MAXFIT_FIELDS]
         if not any(s.kind == "maxfit" for s in specs):
             return
-        probe = {**cols, "reticle_rows": np.ones_like(cols["core_rows"]), "reticle_cols": np.ones_like(cols["core_rows"])}
+        probe = {
+            **cols,
+            "reticle_rows": np.ones_like(cols["core_rows"]),
+            "reticle_cols": np.ones_like(cols["core_rows"]),
+        }
         pitch = _chunked(_pitch_fn(), probe, self.tech).astype(np.float64)
         side = float(self.tech.wafer_usable_side_m)
         gap = float(self.tech.reticle_gap_m)
@@ -361,7 +384,10 @@ class DesignSpace:
         if u.ndim == 1:
             u = u[None, :]
         if u.shape[-1] != self.dim:
-            raise ValueError(f"from_unit: expected points with {self.dim} coordinates ({list(self.names)}), got shape {u.shape}")
+            raise ValueError(
+                f"from_unit: expected points with {self.dim} coordinates "
+                f"({list(self.names)}), got shape {u.shape}"
+            )
         cols = self._decode_cols(u)
         self._repair_pairs(cols)
         self._fill_maxfit(cols)
@@ -406,11 +432,13 @@ class DesignSpace:
         ).astype(np.uint32)
         if self.enforce_fit:
             fit_bits = int(Violation.CORE_AREA | Violation.WAFER_AREA)
-            code |= _chunked(_violations_fn(), cols, self.tech).astype(np.uint32) & np.uint32(fit_bits)
+            code |= _chunked(_violations_fn(), cols, self.tech).astype(np.uint32) & np.uint32(
+                fit_bits
+            )
         return code
 
     def is_legal(self, designs: WaferDesign) -> np.ndarray:
-        """Boolean mask: on the legal values, legal SRAM pair and (if enforced) physically fitting."""
+        """Mask: values on their legal grids, legal SRAM pair and (if enforced) physical fit."""
         cols = self._columns(designs)
         on_grid = np.ones(next(iter(cols.values())).shape[0], dtype=bool)
         for s in self.specs:
@@ -444,7 +472,11 @@ class DesignSpace:
         pieces: list[dict[str, np.ndarray]] = []
         have, drawn, accepted = 0, 0, 0
         batch = max(64, n)
-        bw_col = self.names.index("sram_bw_bits_per_cycle") if "sram_bw_bits_per_cycle" in self.names else None
+        bw_col = (
+            self.names.index("sram_bw_bits_per_cycle")
+            if "sram_bw_bits_per_cycle" in self.names
+            else None
+        )
         # One fixed-shape JAX call turns the key into a numpy generator (variable-shape JAX
         # random calls would recompile per batch size).
         rng = np.random.default_rng(np.asarray(jax.random.bits(key, (4,), dtype=np.uint32)))
@@ -474,7 +506,10 @@ class DesignSpace:
                 f"(acceptance {accepted / max(drawn, 1):.2e}); the fit rule or SRAM table leaves "
                 "(almost) nothing legal. Widen the space or fix fewer parameters."
             )
-        out = {f: np.concatenate([p[f] for p in pieces]) if pieces else np.zeros(0) for f in _FIELD_NAMES}
+        out = {
+            f: np.concatenate([p[f] for p in pieces]) if pieces else np.zeros(0)
+            for f in _FIELD_NAMES
+        }
         return self._design(out)
 
     def grid(self, max_points: int | None = None) -> WaferDesign:
@@ -512,12 +547,19 @@ class DesignSpace:
         sizes = [len(v) for _, v in axes]
         total = int(np.prod(sizes, dtype=np.float64))
         if total > limit:
-            detail = ", ".join(f"{'+'.join(f)}: {k}" for (f, _), k in zip(axes, sizes, strict=True) if k > 1)
-            raise ValueError(
-                f"grid: {total:.3g} points exceed max_points={limit} ({detail}). Fix some fields "
-                "with space.fix(...), reduce interval grid_points, raise max_points, or use sample()."
+            detail = ", ".join(
+                f"{'+'.join(f)}: {k}" for (f, _), k in zip(axes, sizes, strict=True) if k > 1
             )
-        idx = np.indices(sizes).reshape(len(sizes), -1) if total > 0 else np.zeros((len(sizes), 0), dtype=int)
+            raise ValueError(
+                f"grid: {total:.3g} points exceed max_points={limit} ({detail}). Fix some "
+                "fields with space.fix(...), reduce interval grid_points, raise max_points, "
+                "or use sample()."
+            )
+        idx = (
+            np.indices(sizes).reshape(len(sizes), -1)
+            if total > 0
+            else np.zeros((len(sizes), 0), dtype=int)
+        )
         cols: dict[str, np.ndarray] = {}
         for a, (fields, vals) in enumerate(axes):
             for j, f in enumerate(fields):
@@ -569,7 +611,10 @@ def _parse_spec(name: str, raw, path) -> ParamSpec:
     missing = sorted(req - set(raw))
     unknown = sorted(set(raw) - req - opt)
     if missing or unknown:
-        raise ValueError(f"{where}: missing keys {missing}, unknown keys {unknown}; a {kind} spec takes {sorted(req)} (optional {sorted(opt)})")
+        raise ValueError(
+            f"{where}: missing keys {missing}, unknown keys {unknown}; a {kind} spec takes "
+            f"{sorted(req)} (optional {sorted(opt)})"
+        )
     unit = raw.get("unit", _FIELD_UNIT[name])
     target = _FIELD_UNIT[name]
 
@@ -590,14 +635,21 @@ def _parse_spec(name: str, raw, path) -> ParamSpec:
         if not isinstance(opts, dict) or not opts:
             raise ValueError(f"{where}.options: must be a non-empty object {{label: code}}")
         allowed = _CATEGORICAL_CODES.get(name)
-        items = sorted(((float(_num(c, f"{where}.options.{lab}")), str(lab)) for lab, c in opts.items()))
+        items = sorted(
+            ((float(_num(c, f"{where}.options.{lab}")), str(lab)) for lab, c in opts.items())
+        )
         for c, lab in items:
             if allowed is not None and c not in allowed:
-                raise ValueError(f"{where}.options.{lab}: code {c:g} is not valid for {name}; valid codes {list(allowed)}")
+                raise ValueError(
+                    f"{where}.options.{lab}: code {c:g} is not valid for {name}; "
+                    f"valid codes {list(allowed)}"
+                )
         codes = tuple(c for c, _ in items)
         if len(set(codes)) != len(codes):
             raise ValueError(f"{where}.options: duplicate codes {codes}")
-        return ParamSpec(name=name, kind=kind, unit=unit, values=codes, labels=tuple(lab for _, lab in items))
+        return ParamSpec(
+            name=name, kind=kind, unit=unit, values=codes, labels=tuple(lab for _, lab in items)
+        )
     if kind == "choice":
         vals = raw["values"]
         if not isinstance(vals, list) or not vals:
@@ -610,8 +662,13 @@ def _parse_spec(name: str, raw, path) -> ParamSpec:
     if kind == "log2int":
         for v, what in ((lo, "lo"), (hi, "hi")):
             if v <= 0 or abs(math.log2(v) - round(math.log2(v))) > 1e-9:
-                raise ValueError(f"{where}.{what}: {v:g} {target} is not a power of two; log2int needs powers of two (or use 'choice')")
-        return ParamSpec(name=name, kind=kind, unit=unit, values=_powers_of_two(lo, hi), lo=lo, hi=hi)
+                raise ValueError(
+                    f"{where}.{what}: {v:g} {target} is not a power of two; log2int needs "
+                    "powers of two (or use 'choice')"
+                )
+        return ParamSpec(
+            name=name, kind=kind, unit=unit, values=_powers_of_two(lo, hi), lo=lo, hi=hi
+        )
     log = raw.get("log", False)
     if not isinstance(log, bool):
         raise ValueError(f"{where}.log: must be true or false")
@@ -629,7 +686,9 @@ def _parse_pairs(raw, path, specs: dict[str, ParamSpec]):
         return None
     req = {"size_unit", "bw_unit", "table"}
     if not isinstance(raw, dict) or req - set(raw) or set(raw) - req - {"source", "note"}:
-        raise ValueError(f"{where}: must be an object with keys {sorted(req)} (optional 'source', 'note')")
+        raise ValueError(
+            f"{where}: must be an object with keys {sorted(req)} (optional 'source', 'note')"
+        )
     table = raw["table"]
     if not isinstance(table, dict) or not table:
         raise ValueError(f"{where}.table: must map SRAM size -> list of legal bandwidths")
@@ -638,21 +697,36 @@ def _parse_pairs(raw, path, specs: dict[str, ParamSpec]):
         try:
             size_val = float(size_txt)
         except ValueError as e:
-            raise ValueError(f"{where}.table: key {size_txt!r} is not a number (in {raw['size_unit']})") from e
-        size = to_si(_num(size_val, f"{where}.table[{size_txt}]"), raw["size_unit"], where=f"{where}.size_unit", target="B")
+            raise ValueError(
+                f"{where}.table: key {size_txt!r} is not a number (in {raw['size_unit']})"
+            ) from e
+        size = to_si(
+            _num(size_val, f"{where}.table[{size_txt}]"),
+            raw["size_unit"],
+            where=f"{where}.size_unit",
+            target="B",
+        )
         if not isinstance(bws, list) or not bws:
             raise ValueError(f"{where}.table[{size_txt}]: must be a non-empty list of bandwidths")
         for b in bws:
-            bw = to_si(_num(b, f"{where}.table[{size_txt}]"), raw["bw_unit"], where=f"{where}.bw_unit", target="bit/cycle")
+            bw = to_si(
+                _num(b, f"{where}.table[{size_txt}]"),
+                raw["bw_unit"],
+                where=f"{where}.bw_unit",
+                target="bit/cycle",
+            )
             pairs.append((size, bw))
     size_spec = specs["sram_bytes_per_core"]
     if size_spec.kind in ("choice", "log2int"):
         listed = {p[0] for p in pairs}
-        missing = [v for v in size_spec.values if not any(math.isclose(v, s, rel_tol=1e-9) for s in listed)]
+        missing = [
+            v for v in size_spec.values if not any(math.isclose(v, s, rel_tol=1e-9) for s in listed)
+        ]
         if missing:
             raise ValueError(
                 f"{where}.table: SRAM sizes {[f'{v / 1024:g} KiB' for v in missing]} of "
-                "param sram_bytes_per_core have no legal bandwidth; add them to the table or drop them from the param"
+                "param sram_bytes_per_core have no legal bandwidth; add them to the table or "
+                "drop them from the param"
             )
     return tuple(sorted(set(pairs)))
 
@@ -690,7 +764,8 @@ def load_space(name_or_path, *, tech: Tech | str | None = None) -> DesignSpace:
             avail = list_spaces()
             close = difflib.get_close_matches(s, avail, n=1, cutoff=0.3)
             raise ValueError(
-                f"unknown design space {s!r}." + (f" Did you mean {close[0]!r}?" if close else "")
+                f"unknown design space {s!r}."
+                + (f" Did you mean {close[0]!r}?" if close else "")
                 + f" Available in {configs_dir() / 'spaces'}: {avail}"
             )
     try:
@@ -701,7 +776,10 @@ def load_space(name_or_path, *, tech: Tech | str | None = None) -> DesignSpace:
     opt = {"sram_pairs", "fit_rule", "notes", "references"}
     if not isinstance(doc, dict) or req - set(doc) or set(doc) - req - opt:
         got = set(doc) if isinstance(doc, dict) else set()
-        raise ValueError(f"{path}: missing keys {sorted(req - got)}, unknown keys {sorted(got - req - opt)}; a space file has {sorted(req)} (optional {sorted(opt)})")
+        raise ValueError(
+            f"{path}: missing keys {sorted(req - got)}, unknown keys {sorted(got - req - opt)}; "
+            f"a space file has {sorted(req)} (optional {sorted(opt)})"
+        )
     if doc["kind"] != "space":
         raise ValueError(f"{path}: kind is {doc['kind']!r}, expected 'space'")
     params = doc["params"]
@@ -710,7 +788,10 @@ def load_space(name_or_path, *, tech: Tech | str | None = None) -> DesignSpace:
     missing = [f for f in _FIELD_NAMES if f not in params]
     unknown = sorted(set(params) - set(_FIELD_NAMES))
     if missing or unknown:
-        raise ValueError(f"{path}: params missing {missing}, unknown {unknown}; a space needs one spec for each of {list(_FIELD_NAMES)}")
+        raise ValueError(
+            f"{path}: params missing {missing}, unknown {unknown}; a space needs one spec "
+            f"for each of {list(_FIELD_NAMES)}"
+        )
     specs = {f: _parse_spec(f, params[f], path) for f in _FIELD_NAMES}
     pairs = _parse_pairs(doc.get("sram_pairs"), path, specs)
     fit = doc.get("fit_rule", True)

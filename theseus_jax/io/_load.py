@@ -68,7 +68,12 @@ _CATEGORICAL: dict[str, tuple[int, ...]] = {
     "dram_kind": (0, 1, 2),
     "yield_model": (0, 1, 2),
 }
-_FRACTION_CLOSED = {"min_wafer_yield", "infosow_assembly_yield", "gemm_efficiency", "hbm_efficiency"}
+_FRACTION_CLOSED = {
+    "min_wafer_yield",
+    "infosow_assembly_yield",
+    "gemm_efficiency",
+    "hbm_efficiency",
+}
 _FRACTION_OPEN = {"spare_core_frac"}  # in [0, 1)
 _POSITIVE = {
     # tech
@@ -176,7 +181,8 @@ def _resolve(sub: str, name_or_path, what: str) -> Path:
     hint = f" Did you mean {index[close[0]].stem!r}?" if close else ""
     raise ValueError(
         f"unknown {what} {str(name_or_path)!r}.{hint} Available in {configs_dir() / sub}: "
-        f"{available}" + (f" (aliases: {aliases})" if aliases else "")
+        f"{available}"
+        + (f" (aliases: {aliases})" if aliases else "")
         + ". Pass a path to a .json file to load one from elsewhere, or set $THESEUS_CONFIGS."
     )
 
@@ -187,7 +193,9 @@ def _read(path: Path) -> dict:
     except ValueError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: top level must be a JSON object with keys {list(_TOP_KEYS_REQUIRED)}")
+        raise ValueError(
+            f"{path}: top level must be a JSON object with keys {list(_TOP_KEYS_REQUIRED)}"
+        )
     return doc
 
 
@@ -222,11 +230,13 @@ def _validate(doc: dict, path: Path, expect: tuple[str, ...]) -> tuple[str, dict
     if kind == "wafer":
         if not isinstance(doc.get("tech"), str) or not doc["tech"].strip():
             raise ValueError(
-                f"{path}: a wafer system must name its technology, e.g. \"tech\": \"n7\" "
+                f'{path}: a wafer system must name its technology, e.g. "tech": "n7" '
                 f"(available: {list_techs()})"
             )
     elif "tech" in doc:
-        raise ValueError(f"{path}: only wafer systems name a 'tech'; remove it from this {kind} config")
+        raise ValueError(
+            f"{path}: only wafer systems name a 'tech'; remove it from this {kind} config"
+        )
 
     table = _KIND_FIELDS[kind]
     names = [f for f, _, _ in table]
@@ -251,7 +261,9 @@ def _validate(doc: dict, path: Path, expect: tuple[str, ...]) -> tuple[str, dict
         where = f"{path}: field {f}"
         entry = fields[f]
         if not isinstance(entry, dict):
-            raise ValueError(f"{where}: must be an object {{\"value\", \"unit\", \"source\"}}, got {entry!r}")
+            raise ValueError(
+                f'{where}: must be an object {{"value", "unit", "source"}}, got {entry!r}'
+            )
         miss = [k for k in _FIELD_KEYS_REQUIRED if k not in entry]
         extra = sorted(set(entry) - set(_FIELD_KEYS_REQUIRED) - set(_FIELD_KEYS_OPTIONAL))
         if miss or extra:
@@ -261,14 +273,21 @@ def _validate(doc: dict, path: Path, expect: tuple[str, ...]) -> tuple[str, dict
             )
         v = entry["value"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{where}: value must be a finite number ({desc}, in {si_unit}), got {v!r}")
+            raise ValueError(
+                f"{where}: value must be a finite number ({desc}, in {si_unit}), got {v!r}"
+            )
         if v < 0:
             raise ValueError(f"{where}: value {v} is negative; {f} ({desc}) must be >= 0")
         if not isinstance(entry["source"], str) or not entry["source"].strip():
-            raise ValueError(f"{where}: 'source' must name where the number comes from, with a [V]/[S]/[D]/[U] tag")
+            raise ValueError(
+                f"{where}: 'source' must name where the number comes from, "
+                "with a [V]/[S]/[D]/[U] tag"
+            )
         x = to_si(v, entry["unit"], where=where, target=si_unit)
         if f in _CATEGORICAL and x not in _CATEGORICAL[f]:
-            raise ValueError(f"{where}: value {v} is not a valid code; {desc}: one of {list(_CATEGORICAL[f])}")
+            raise ValueError(
+                f"{where}: value {v} is not a valid code; {desc}: one of {list(_CATEGORICAL[f])}"
+            )
         if f in _FRACTION_CLOSED and not (0.0 <= x <= 1.0):
             raise ValueError(f"{where}: value {x} must be a fraction in [0, 1] ({desc})")
         if f in _FRACTION_OPEN and not (0.0 <= x < 1.0):
@@ -337,8 +356,8 @@ def load_system(name_or_path) -> WaferDesign | GPUSystem:
         if not _looks_like_path(tech) and tech.lower() not in {t.lower() for t in list_techs()}:
             close = difflib.get_close_matches(tech, list_techs(), n=1)
             raise ValueError(
-                f"{path}: tech {tech!r} is not in {configs_dir() / 'tech'} (available: {list_techs()})"
-                + (f"; did you mean {close[0]!r}?" if close else "")
+                f"{path}: tech {tech!r} is not in {configs_dir() / 'tech'} "
+                f"(available: {list_techs()})" + (f"; did you mean {close[0]!r}?" if close else "")
             )
     return _KIND_CLASS[kind](**values)
 
@@ -397,7 +416,7 @@ def design_to_dict(design) -> dict[str, Any]:
 
 
 def design_from_dict(kind: str, values: dict[str, Any], *, strict: bool = False):
-    """Build a design (or :class:`Tech`) from ``{field: SI value}``; inverse of :func:`design_to_dict`.
+    """Build a design (or :class:`Tech`) from ``{field: SI value}`` (inverse of design_to_dict).
 
     Args:
         kind: ``"wafer"``, ``"gpu"`` or ``"tech"``.
