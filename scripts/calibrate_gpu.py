@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from theseus_jax._paths import configs_dir
@@ -51,12 +50,14 @@ def main(argv=None) -> int:
         print("no A100 training cases found", file=sys.stderr)
         return 1
     g = np.meshgrid(*GRID.values(), indexing="ij")
-    flat = {k: v.reshape(-1) for k, v in zip(GRID, g)}
+    flat = {k: v.reshape(-1) for k, v in zip(GRID, g, strict=False)}
     n = flat["gemm_efficiency"].size
     errs = []
     for c in cases:
         system, wl, mp = training_setup(c)
-        kw = {f: np.broadcast_to(np.asarray(getattr(system, f)), (n,)) for f in system.__annotations__}
+        kw = {
+            f: np.broadcast_to(np.asarray(getattr(system, f)), (n,)) for f in system.__annotations__
+        }
         kw.update(flat)
         batch = GPUSystem(**kw)
         met = jax.jit(jax.vmap(lambda s: gpu_training_step(s, wl, mp)))(batch)  # noqa: B023
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     best = {k: float(v[i]) for k, v in flat.items()}
     print(f"{len(cases)} cases, {n} grid points")
     print(f"best MAPE {mape[i]:.2f}% at " + ", ".join(f"{k}={v:.3g}" for k, v in best.items()))
-    for c, e in zip(cases, errs):
+    for c, e in zip(cases, errs, strict=False):
         print(f"  {c['id']:32s} |err| {100 * e[i]:5.1f}%")
     # leave-one-out: refit without each case, predict it (generalisation, not fit, error)
     E = np.stack(errs)

@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Design-space exploration of wafer-scale chips and GPU clusters for LLMs.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for name, mod in SUBCOMMANDS.items():
+    for _name, mod in SUBCOMMANDS.items():
         mod.add_parser(sub)
     return p
 

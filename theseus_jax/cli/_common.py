@@ -64,7 +64,10 @@ def metrics_rows(m, i: int = 0) -> list[tuple[str, str]]:
         ("HFU (incl. recompute)", f"{100 * g('hfu'):.1f} %"),
         ("power", fmt_si(g("power_w"), "W")),
         ("energy per token", fmt_si(g("energy_per_token_j"), "J")),
-        ("memory per device", f"{fmt_si(g('mem_bytes'), 'B')} of {fmt_si(g('mem_capacity_bytes'), 'B')}"),
+        (
+            "memory per device",
+            f"{fmt_si(g('mem_bytes'), 'B')} of {fmt_si(g('mem_capacity_bytes'), 'B')}",
+        ),
         ("peak", fmt_si(g("peak_flops"), "FLOP/s")),
         ("silicon area", f"{g('silicon_area_m2') * 1e6:.4g} mm^2"),
         ("reticle utilisation", f"{100 * g('reticle_utilisation'):.1f} %"),

@@ -67,8 +67,10 @@ def run(args) -> int:
         }
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{args.system} x {args.workload}: {maps.size()} mappings searched, "
-          f"{int(np.asarray(res.n_feasible)[0])} feasible")
+    print(
+        f"{args.system} x {args.workload}: {maps.size()} mappings searched, "
+        f"{int(np.asarray(res.n_feasible)[0])} feasible"
+    )
     print("best mapping: " + ", ".join(f"{k}={v}" for k, v in mapping.items()))
     print("feasible" if viol == 0 else "INFEASIBLE: violates " + ", ".join(describe(viol)))
     print_table(metrics_rows(m, 0))

@@ -46,9 +46,9 @@ def _evaluate_in_batches(designs, wl, maps, tech, objective, batch):
     for s in range(0, n, batch):
         idx = np.arange(s, min(s + batch, n))
         pad = np.concatenate([idx, np.full(batch - idx.size, idx[0])])  # same shape: no recompile
-        sub = jax.tree_util.tree_map(lambda x: x[pad], designs)
+        sub = jax.tree_util.tree_map(lambda x, pad=pad: x[pad], designs)
         r = ev(sub)
-        outs.append(jax.tree_util.tree_map(lambda x: np.asarray(x)[: idx.size], r))
+        outs.append(jax.tree_util.tree_map(lambda x, k=idx.size: np.asarray(x)[:k], r))
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
@@ -70,7 +70,9 @@ def run(args) -> int:
     r_max = int(np.max(np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers)))
     maps = enumerate_wafer_mappings(wl, max_reticles=r_max)
     t0 = time.perf_counter()
-    res = _evaluate_in_batches(designs, wl, maps, tech, args.objective, min(args.batch, args.n_designs))
+    res = _evaluate_in_batches(
+        designs, wl, maps, tech, args.objective, min(args.batch, args.n_designs)
+    )
     dt = time.perf_counter() - t0
     m = res.metrics
     out = Path(args.out)
@@ -96,7 +98,9 @@ def run(args) -> int:
 
     baseline = None
     if args.baseline and args.baseline.lower() != "none" and feas.any():
-        baseline = _baseline_point(args.baseline, wl, float(np.median(np.asarray(m.peak_flops)[feas])))
+        baseline = _baseline_point(
+            args.baseline, wl, float(np.median(np.asarray(m.peak_flops)[feas]))
+        )
     _plot(out / "pareto.png", tput, power, feas, front, wl, args, baseline)
     summary = {
         "space": args.space,
@@ -159,10 +163,18 @@ def _plot(path, tput, power, feas, front, wl, args, baseline) -> None:
     ax.scatter(power[~feas] / 1e3, tput[~feas], s=6, c="0.8", label="infeasible")
     ax.scatter(power[feas] / 1e3, tput[feas], s=8, c="tab:blue", alpha=0.6, label="feasible")
     order = np.argsort(power[front])
-    ax.plot(power[front][order] / 1e3, tput[front][order], "-o", c="tab:red", ms=4, label="Pareto front")
+    ax.plot(
+        power[front][order] / 1e3, tput[front][order], "-o", c="tab:red", ms=4, label="Pareto front"
+    )
     if baseline is not None:
-        ax.scatter([baseline["power_w"] / 1e3], [baseline["tokens_per_s"]], marker="*", s=160,
-                   c="k", label=f"{baseline['name']} x{baseline['n_gpus']} (iso-peak)")
+        ax.scatter(
+            [baseline["power_w"] / 1e3],
+            [baseline["tokens_per_s"]],
+            marker="*",
+            s=160,
+            c="k",
+            label=f"{baseline['name']} x{baseline['n_gpus']} (iso-peak)",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("power (kW)")

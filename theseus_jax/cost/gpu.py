@@ -146,8 +146,8 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     no_rc = 3.0 * jnp.sum(ops.gemm_flops())
     model_flops = m * (layers * no_rc + logit_flops) * n_used
     hbm_bytes_dev = m * (layers * (gemm_bytes + elem_bytes) + bytes_lg * 3.0 + ce_bytes) + opt_bytes
-    link_bytes_dev = m * layers * n_ar * 2.0 * ops.tp_bytes + m * 2.0 * v * ops.p2p_bytes + (
-        2.0 * grad_bytes
+    link_bytes_dev = (
+        m * layers * n_ar * 2.0 * ops.tp_bytes + m * 2.0 * v * ops.p2p_bytes + (2.0 * grad_bytes)
     )
     dyn_j_dev = (
         hw_flops_dev * sys.flop_energy_j
@@ -168,18 +168,17 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     inflight = inflight_microbatches(mp.schedule, p, v, m)
     act = activation_bytes(ops, mp.recompute, layers, inflight, mp.recompute_layers)
     logits_buf = 4.0 * T * mdl.vocab_size / t * 2.0
-    mem = params_dev * state_bytes_per_param(workload.main_grad_bytes, mp.dist_opt, dp) + act + (
-        logits_buf
+    mem = (
+        params_dev * state_bytes_per_param(workload.main_grad_bytes, mp.dist_opt, dp)
+        + act
+        + (logits_buf)
     )
 
     viol = jnp.uint32(0)
     viol = accumulate(viol, Violation.MEMORY_CAPACITY, mem > sys.hbm_bytes)
     viol = accumulate(viol, Violation.DEVICE_COUNT, n_used > sys.n_gpus)
     bad_map = (
-        (jnp.mod(mdl.n_heads, t) != 0)
-        | (jnp.mod(mdl.n_layers, p * v) != 0)
-        | (dp < 1)
-        | (m < 1)
+        (jnp.mod(mdl.n_heads, t) != 0) | (jnp.mod(mdl.n_layers, p * v) != 0) | (dp < 1) | (m < 1)
     )
     viol = accumulate(viol, Violation.MAPPING, bad_map)
 

@@ -29,8 +29,7 @@ import jax.numpy as jnp
 from .._violations import Violation, accumulate
 from ..design import DramKind, Integration, WaferDesign
 from ..tech import Tech
-from . import area as _area
-from . import yield_model as _ym
+from . import area as _area, yield_model as _ym
 
 __all__ = ["Physical", "physical_wsc", "fit_violations", "power_density_limit_w"]
 

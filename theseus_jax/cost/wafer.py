@@ -89,9 +89,9 @@ def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
     t_bw = t_bw * jnp.minimum(1.0, safe_div(cores, count))
     hops = 2.0 * p
     rho = safe_div(t_bw, jnp.maximum(t_bw, t_comp))
-    lat_cycles = hops * (tech.router_delay_cycles + tech.link_delay_cycles + mdl_queue_wait(rho)) + (
-        2.0 * d2d_cross * tech.d2d_delay_cycles
-    )
+    lat_cycles = hops * (
+        tech.router_delay_cycles + tech.link_delay_cycles + mdl_queue_wait(rho)
+    ) + (2.0 * d2d_cross * tech.d2d_delay_cycles)
     t_comm = jnp.where(t_bw > 0, t_bw + safe_div(lat_cycles, f), 0.0)
     # bit-hops: inputs travel along rows (p hops), partial sums along columns (p hops)
     vals_moved = (m * k + m * n) * count * jnp.where(c_inst > 1.0, 1.0, 0.0)
@@ -167,8 +167,10 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
 
     # attention redistribution (all-to-all through the bisection), fwd + bwd (+ recompute)
     a2a_vals = T * (safe_div(mdl.attn_in_params(), mdl.d_model) + mdl.v_dim())
-    bisect_bw = side * design.link_bw_bytes_per_s() * jnp.where(
-        crosses > 0, jnp.minimum(1.0, design.d2d_bw_ratio), 1.0
+    bisect_bw = (
+        side
+        * design.link_bw_bytes_per_s()
+        * jnp.where(crosses > 0, jnp.minimum(1.0, design.d2d_bw_ratio), 1.0)
     )
     a2a_s = (3.0 + full + sel) * safe_div(0.5 * a2a_vals * bytes_el, bisect_bw)
     a2a_bit_hops = (3.0 + full + sel) * a2a_vals * bits * 0.5 * side
@@ -195,7 +197,9 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     stream_bytes_layer = layer_w_bytes * (2.0 + full) + ops.weight_params * workload.main_grad_bytes
     stream_s_layer = safe_div(stream_bytes_layer, stream_bw)
     layer_compute_total = layer_gemm + vec_s + a2a_s
-    stall_layer = jnp.where(mp.stream > 0, jnp.maximum(stream_s_layer - layer_compute_total, 0.0), 0.0)
+    stall_layer = jnp.where(
+        mp.stream > 0, jnp.maximum(stream_s_layer - layer_compute_total, 0.0), 0.0
+    )
 
     # ---- memory capacity of the region ---------------------------------------------------------
     sram_cap = cores * design.sram_bytes_per_core
@@ -203,7 +207,10 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     emb = mdl.vocab_size * mdl.d_model
     params_region = layers * ops.weight_params + jnp.where(p > 1, emb, mdl.embedding_params())
     inflight = inflight_microbatches(mp.schedule, p, mp.interleave, m)
-    act = activation_bytes(ops, mp.recompute, layers, inflight, mp.recompute_layers) + 4.0 * T * mdl.vocab_size
+    act = (
+        activation_bytes(ops, mp.recompute, layers, inflight, mp.recompute_layers)
+        + 4.0 * T * mdl.vocab_size
+    )
     state_all = params_region * state_bytes_per_param(workload.main_grad_bytes, 0.0, dp)
     w_and_g = params_region * (2.0 + workload.main_grad_bytes)
     resident_sram = jnp.where(has_dram, w_and_g, state_all) + act
@@ -213,9 +220,9 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     sram_need = jnp.where(mp.stream > 0, stream_sram, resident_sram)
     spill = jnp.maximum(sram_need - sram_cap, 0.0)
     # what must live in DRAM: optimizer state (resident) or all state (streamed) + spill
-    dram_need = jnp.where(
-        mp.stream > 0, state_all, jnp.where(has_dram, state_all - w_and_g, 0.0)
-    ) + spill
+    dram_need = (
+        jnp.where(mp.stream > 0, state_all, jnp.where(has_dram, state_all - w_and_g, 0.0)) + spill
+    )
     # without DRAM, streamed state lives in off-wafer memory (MemoryX-like, not capped here)
     dram_ok = jnp.where(has_dram, dram_need <= dram_cap, (spill <= 0.0))
     # spilled activations are written once and read once per micro-batch
@@ -248,8 +255,12 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     on_dp = 2.0 * frac * safe_div(grad_bytes, boundary_bw)
     regions_per_wafer = jnp.minimum(safe_div(R, tp), dp * p)
     wafers_spanned = jnp.ceil(safe_div(dp * tp * p, R) - 1e-4)
-    off_dp = 2.0 * frac * safe_div(grad_bytes * regions_per_wafer, design.inter_wafer_bw_bytes_per_s)
-    dp_raw = jnp.where(dp > 1, jnp.where(wafers_spanned > 1, jnp.maximum(on_dp, off_dp), on_dp), 0.0)
+    off_dp = (
+        2.0 * frac * safe_div(grad_bytes * regions_per_wafer, design.inter_wafer_bw_bytes_per_s)
+    )
+    dp_raw = jnp.where(
+        dp > 1, jnp.where(wafers_spanned > 1, jnp.maximum(on_dp, off_dp), on_dp), 0.0
+    )
     window = layers * (2.0 / 3.0) * layer_comp
     dp_s = jnp.where(mp.dp_overlap > 0, jnp.maximum(dp_raw - window, 0.0), dp_raw)
 
@@ -257,7 +268,9 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     opt_bytes = params_region * (30.0 + workload.main_grad_bytes)
     opt_sram_s = safe_div(params_region * 12.0, vec_rate)  # ~12 FLOP per Adam update
     opt_dram_s = safe_div(opt_bytes, stream_bw)
-    optimizer_s = jnp.where((mp.stream > 0) | has_dram, jnp.maximum(opt_dram_s, opt_sram_s), opt_sram_s)
+    optimizer_s = jnp.where(
+        (mp.stream > 0) | has_dram, jnp.maximum(opt_dram_s, opt_sram_s), opt_sram_s
+    )
 
     step = (m + safe_div(p - 1.0, mp.interleave)) * t_mb + dp_s + optimizer_s
 
@@ -267,8 +280,13 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     hw_flops = m * (layers * layer_flops + logit_flops) * regions
     no_rc = 3.0 * jnp.sum(ops.gemm_flops())
     model_flops = m * (layers * no_rc + logit_flops) * regions
-    peak_sys = R_tot * design.usable_cores_per_reticle() * 2.0 * design.macs_per_core * f * safe_div(
-        16.0, bits
+    peak_sys = (
+        R_tot
+        * design.usable_cores_per_reticle()
+        * 2.0
+        * design.macs_per_core
+        * f
+        * safe_div(16.0, bits)
     )
     pitch = phys.core_pitch_m
     e_hop = tech.router_energy_j_per_bit + tech.wire_energy_j_per_bit_m * pitch
@@ -276,10 +294,14 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
         3.0 * lbh
     )
     cross_bits_total = m * regions * (layers * layer_cross_bits + 3.0 * lcb)
-    dram_bits = 8.0 * regions * (
-        jnp.where(mp.stream > 0, m * layers * stream_bytes_layer, 0.0)
-        + jnp.where(has_dram | (mp.stream > 0), opt_bytes, 0.0)
-        + 2.0 * spill
+    dram_bits = (
+        8.0
+        * regions
+        * (
+            jnp.where(mp.stream > 0, m * layers * stream_bytes_layer, 0.0)
+            + jnp.where(has_dram | (mp.stream > 0), opt_bytes, 0.0)
+            + 2.0 * spill
+        )
     )
     dram_e = jnp.where(has_dram, tech.dram_energy_j_per_bit, tech.offwafer_energy_j_per_bit)
     off_bits = 8.0 * regions * (jnp.where(wafers_spanned > 1, 2.0 * grad_bytes, 0.0))

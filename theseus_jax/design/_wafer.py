@@ -120,7 +120,9 @@ class WaferDesign(eqx.Module):
         edge = 2.0 * (self.reticle_rows + self.reticle_cols)
         stacked = self.reticles_per_wafer()
         return jnp.where(
-            self.dram_kind == DramKind.EDGE, edge, jnp.where(self.dram_kind == DramKind.STACKED, stacked, 0.0)
+            self.dram_kind == DramKind.EDGE,
+            edge,
+            jnp.where(self.dram_kind == DramKind.STACKED, stacked, 0.0),
         )
 
     def dram_capacity_bytes(self):

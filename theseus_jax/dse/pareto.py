@@ -38,7 +38,7 @@ def hypervolume_2d(maximize, minimize, ref_max: float, ref_min: float) -> float:
     up = np.asarray(maximize, np.float64).reshape(-1)
     down = np.asarray(minimize, np.float64).reshape(-1)
     m = pareto_mask(up, down) & (up > ref_max) & (down < ref_min)
-    pts = sorted(zip(up[m], down[m]), key=lambda p: -p[0])
+    pts = sorted(zip(up[m], down[m], strict=False), key=lambda p: -p[0])
     hv, prev_down = 0.0, ref_min
     for u, d in pts:
         hv += (u - ref_max) * (prev_down - d)

@@ -4,4 +4,9 @@ from ._enumerate import (
     enumerate_wafer_mappings as enumerate_wafer_mappings,
     pad_mappings as pad_mappings,
 )
-from ._plan import MAPPING_FIELDS as MAPPING_FIELDS, Mapping as Mapping, Recompute as Recompute, Schedule as Schedule
+from ._plan import (
+    MAPPING_FIELDS as MAPPING_FIELDS,
+    Mapping as Mapping,
+    Recompute as Recompute,
+    Schedule as Schedule,
+)

@@ -25,7 +25,7 @@ def divisors(n: int) -> np.ndarray:
 def _product(**axes) -> dict[str, np.ndarray]:
     names = list(axes)
     grids = np.meshgrid(*[np.asarray(axes[k]) for k in names], indexing="ij")
-    return {k: g.reshape(-1) for k, g in zip(names, grids)}
+    return {k: g.reshape(-1) for k, g in zip(names, grids, strict=False)}
 
 
 def _model_ints(workload):
@@ -134,8 +134,9 @@ def enumerate_wafer_mappings(
     """Design-independent mapping table for wafer-scale systems.
 
     ``tp`` = reticles per stage region (``0`` = a whole wafer, resolved per design), ``pp``
-    divides the layers, ``dp = 0`` (resolved per design to as many replicas as fit). A design masks the rows whose ``tp * pp`` exceeds its
-    reticles. Both execution modes (resident, streamed) and the recompute options are included.
+    divides the layers, ``dp = 0`` (resolved per design to as many replicas as fit). Rows
+    whose ``tp * pp`` exceeds a design's reticles are flagged DEVICE_COUNT for that design.
+    Both execution modes (resident, streamed) and the recompute options are included.
     """
     w = _model_ints(workload)
     pps = [int(p) for p in divisors(w["L"]) if p <= max_reticles]

@@ -108,8 +108,15 @@ def _best(metrics: Metrics, mask, objective):
     return best, i, jnp.sum(ok)
 
 
-def evaluate(designs, workload, *, mappings: Mapping | None = None, mask=None, tech=None,
-             objective: str = "time") -> EvalResult:
+def evaluate(
+    designs,
+    workload,
+    *,
+    mappings: Mapping | None = None,
+    mask=None,
+    tech=None,
+    objective: str = "time",
+) -> EvalResult:
     """Evaluate a batch of designs, each under every mapping of a table, keep the best.
 
     Args:
@@ -148,8 +155,9 @@ def default_mappings(designs, workload) -> Mapping:
     raise TypeError(f"designs must be a WaferDesign or GPUSystem, got {type(designs).__name__}")
 
 
-def make_evaluator(workload, *, mappings: Mapping, mask=None, tech=None,
-                   objective: str = "time") -> Callable:
+def make_evaluator(
+    workload, *, mappings: Mapping, mask=None, tech=None, objective: str = "time"
+) -> Callable:
     """Return ``evaluate(designs) -> EvalResult``, jit-compiled, closing over the rest.
 
     The returned function is pure; calling it again with designs of the same batch size

@@ -151,14 +151,20 @@ class LLMConfig(eqx.Module):
 
     def moe_ffn_params(self):
         """FFN parameters of one MoE layer (routed + shared experts, router ignored)."""
-        return self._ffn_mats() * self.d_model * self.expert_d_ff * (
-            self.n_experts + self.n_shared_experts
+        return (
+            self._ffn_mats()
+            * self.d_model
+            * self.expert_d_ff
+            * (self.n_experts + self.n_shared_experts)
         )
 
     def moe_ffn_active_params(self):
         """FFN parameters one token runs through in an MoE layer: ``k + shared`` experts."""
-        return self._ffn_mats() * self.d_model * self.expert_d_ff * (
-            self.top_k + self.n_shared_experts
+        return (
+            self._ffn_mats()
+            * self.d_model
+            * self.expert_d_ff
+            * (self.top_k + self.n_shared_experts)
         )
 
     def n_moe_layers(self):
@@ -182,14 +188,16 @@ class LLMConfig(eqx.Module):
 
     def params_total(self):
         """All parameters (biases and norms ignored)."""
-        return self.n_layers * self.attn_params() + self.ffn_params_total() + (
-            self.embedding_params()
+        return (
+            self.n_layers * self.attn_params() + self.ffn_params_total() + (self.embedding_params())
         )
 
     def params_active(self):
         """Parameters used per token (MoE counts ``k + shared`` experts)."""
-        return self.n_layers * self.attn_params() + self.ffn_params_active() + (
-            self.embedding_params()
+        return (
+            self.n_layers * self.attn_params()
+            + self.ffn_params_active()
+            + (self.embedding_params())
         )
 
     def kv_cache_bytes_per_token(self, bytes_per_elem=2.0):

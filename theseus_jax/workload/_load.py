@@ -197,7 +197,11 @@ def _validate_model(m: Mapping, src: str) -> dict[str, Any]:
         w = "model.mla"
         out["mla"] = {
             "q_lora_rank": _int(
-                mla, "q_lora_rank", w, src, minimum=0,
+                mla,
+                "q_lora_rank",
+                w,
+                src,
+                minimum=0,
                 hint="Add model.mla.q_lora_rank (0 for a direct query projection).",
             ),
             **{k: _int(mla, k, w, src) for k in _MLA_FIELDS[1:]},
@@ -331,8 +335,10 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
 
 
 def _is_hf(doc: Any) -> bool:
-    return isinstance(doc, Mapping) and "model" not in doc and (
-        "architectures" in doc or "model_type" in doc
+    return (
+        isinstance(doc, Mapping)
+        and "model" not in doc
+        and ("architectures" in doc or "model_type" in doc)
     )
 
 
@@ -433,9 +439,7 @@ def load_training_workload(
     sl = _int(over, "seq_len", where, src)
     prec = _str(over, "precision", where, src, choices=tuple(PRECISION_BITS))
     model = _build(doc["model"], doc["name"])
-    return TrainingWorkload(
-        model, global_batch=gb, seq_len=sl, precision_bits=PRECISION_BITS[prec]
-    )
+    return TrainingWorkload(model, global_batch=gb, seq_len=sl, precision_bits=PRECISION_BITS[prec])
 
 
 # ---- Hugging Face config.json -----------------------------------------------------------------
@@ -454,8 +458,15 @@ _HF_ARCH_TO_TYPE = {
 }
 #: ``tie_word_embeddings`` defaults of the transformers config classes.
 _HF_TIE_DEFAULT = {
-    "llama": False, "mistral": False, "qwen2": False, "mixtral": False,
-    "deepseek_v2": False, "deepseek_v3": False, "gpt2": True, "gpt_neox": False, "opt": True,
+    "llama": False,
+    "mistral": False,
+    "qwen2": False,
+    "mixtral": False,
+    "deepseek_v2": False,
+    "deepseek_v3": False,
+    "gpt2": True,
+    "gpt_neox": False,
+    "opt": True,
 }
 
 
@@ -492,46 +503,71 @@ def _hf_to_model(cfg: Mapping, src: str) -> dict[str, Any]:
         h = req("n_embd")
         a = req("n_head")
         m = dict(
-            n_layers=req("n_layer"), d_model=h, n_heads=a, n_kv_heads=a,
-            d_head=h // a if h % a == 0 else None, d_ff=opt("n_inner", 4 * h),
-            vocab_size=req("vocab_size"), max_seq_len=opt("n_positions", 1024),
-            ffn="gelu", tied_embeddings=tied,
+            n_layers=req("n_layer"),
+            d_model=h,
+            n_heads=a,
+            n_kv_heads=a,
+            d_head=h // a if h % a == 0 else None,
+            d_ff=opt("n_inner", 4 * h),
+            vocab_size=req("vocab_size"),
+            max_seq_len=opt("n_positions", 1024),
+            ffn="gelu",
+            tied_embeddings=tied,
         )
     elif kind == "gpt_neox":
         h = req("hidden_size")
         a = req("num_attention_heads")
         m = dict(
-            n_layers=req("num_hidden_layers"), d_model=h, n_heads=a, n_kv_heads=a,
-            d_head=h // a if h % a == 0 else None, d_ff=opt("intermediate_size", 4 * h),
-            vocab_size=req("vocab_size"), max_seq_len=opt("max_position_embeddings", 2048),
-            ffn="gelu", tied_embeddings=tied,
+            n_layers=req("num_hidden_layers"),
+            d_model=h,
+            n_heads=a,
+            n_kv_heads=a,
+            d_head=h // a if h % a == 0 else None,
+            d_ff=opt("intermediate_size", 4 * h),
+            vocab_size=req("vocab_size"),
+            max_seq_len=opt("max_position_embeddings", 2048),
+            ffn="gelu",
+            tied_embeddings=tied,
         )
     elif kind == "opt":
         h = req("hidden_size")
         a = req("num_attention_heads")
         act = str(opt("activation_function", "relu")).lower()
         m = dict(
-            n_layers=req("num_hidden_layers"), d_model=h, n_heads=a, n_kv_heads=a,
-            d_head=h // a if h % a == 0 else None, d_ff=req("ffn_dim"),
-            vocab_size=req("vocab_size"), max_seq_len=opt("max_position_embeddings", 2048),
-            ffn="relu" if act == "relu" else "gelu", tied_embeddings=tied,
+            n_layers=req("num_hidden_layers"),
+            d_model=h,
+            n_heads=a,
+            n_kv_heads=a,
+            d_head=h // a if h % a == 0 else None,
+            d_ff=req("ffn_dim"),
+            vocab_size=req("vocab_size"),
+            max_seq_len=opt("max_position_embeddings", 2048),
+            ffn="relu" if act == "relu" else "gelu",
+            tied_embeddings=tied,
         )
     else:  # Llama-style decoders (gated MLP: gate_proj, up_proj, down_proj)
         h = req("hidden_size")
         a = req("num_attention_heads")
         act = str(opt("hidden_act", "silu")).lower()
         m = dict(
-            n_layers=req("num_hidden_layers"), d_model=h, n_heads=a,
+            n_layers=req("num_hidden_layers"),
+            d_model=h,
+            n_heads=a,
             n_kv_heads=opt("num_key_value_heads", a),
             d_head=opt("head_dim", h // a if h % a == 0 else None),
-            d_ff=req("intermediate_size"), vocab_size=req("vocab_size"),
+            d_ff=req("intermediate_size"),
+            vocab_size=req("vocab_size"),
             max_seq_len=opt("max_position_embeddings", 4096),
-            ffn="geglu" if act.startswith("gelu") else "swiglu", tied_embeddings=tied,
+            ffn="geglu" if act.startswith("gelu") else "swiglu",
+            tied_embeddings=tied,
         )
         if kind == "mixtral":
             m["moe"] = dict(
-                n_experts=req("num_local_experts"), top_k=req("num_experts_per_tok"),
-                n_shared_experts=0, expert_d_ff=m["d_ff"], n_dense_layers=0,
+                n_experts=req("num_local_experts"),
+                top_k=req("num_experts_per_tok"),
+                n_shared_experts=0,
+                expert_d_ff=m["d_ff"],
+                n_dense_layers=0,
             )
         elif kind in _HF_DEEPSEEK:
             freq = opt("moe_layer_freq", 1)
@@ -542,15 +578,19 @@ def _hf_to_model(cfg: Mapping, src: str) -> dict[str, Any]:
                 )
             if cfg.get("n_routed_experts"):
                 m["moe"] = dict(
-                    n_experts=req("n_routed_experts"), top_k=req("num_experts_per_tok"),
+                    n_experts=req("n_routed_experts"),
+                    top_k=req("num_experts_per_tok"),
                     n_shared_experts=opt("n_shared_experts", 0),
                     expert_d_ff=req("moe_intermediate_size"),
                     n_dense_layers=opt("first_k_dense_replace", 0),
                 )
             nope, rope = req("qk_nope_head_dim"), req("qk_rope_head_dim")
             m["mla"] = dict(
-                q_lora_rank=opt("q_lora_rank", 0), kv_lora_rank=req("kv_lora_rank"),
-                qk_nope_head_dim=nope, qk_rope_head_dim=rope, v_head_dim=req("v_head_dim"),
+                q_lora_rank=opt("q_lora_rank", 0),
+                kv_lora_rank=req("kv_lora_rank"),
+                qk_nope_head_dim=nope,
+                qk_rope_head_dim=rope,
+                v_head_dim=req("v_head_dim"),
             )
             # MLA's K/V are up-projected to every head; d_head is the query/key head width.
             m["d_head"] = nope + rope
