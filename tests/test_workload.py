@@ -85,7 +85,7 @@ def _leaves_equal(a: LLMConfig, b: LLMConfig) -> None:
     fa, fb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
     names = [f for f in LLMConfig.__dataclass_fields__ if f != "name"]
     assert len(fa) == len(fb) == len(names)
-    for n, x, y in zip(names, fa, fb):
+    for n, x, y in zip(names, fa, fb, strict=False):
         assert float(x) == float(y), (n, float(x), float(y))
 
 
@@ -213,13 +213,20 @@ def test_megatron_gpt3_175b_golden():
 def _megatron_code_formula(slug, s, B=1):
     """Megatron-LM ``num_floating_point_operations`` (commit d737deb), literally."""
     m = _file(slug)["model"]
-    L, h, a, g, F, V = (m[k] for k in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff",
-                                       "vocab_size"))
+    L, h, a, g, F, V = (
+        m[k] for k in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size")
+    )
     q = a * m["d_head"]
     k = m["moe"]["top_k"] if "moe" in m else 1
     glu = 1.5 if m["ffn"] == "swiglu" else 1.0
-    return 12 * B * s * L * h * h * (
-        (1 + g / a + s / h) * (q / h) + (F / h) * k * glu + V / (2 * L * h)
+    return (
+        12
+        * B
+        * s
+        * L
+        * h
+        * h
+        * ((1 + g / a + s / h) * (q / h) + (F / h) * k * glu + V / (2 * L * h))
     )
 
 
@@ -315,34 +322,74 @@ def test_optimizer_bytes_per_param():
 # ---- Hugging Face import --------------------------------------------------------------------
 HF_CONFIGS = {
     "llama-2-7b": {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-        "intermediate_size": 11008, "num_attention_heads": 32, "num_hidden_layers": 32,
-        "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096,
-        "hidden_act": "silu", "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 32000,
+        "max_position_embeddings": 4096,
+        "hidden_act": "silu",
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
         "torch_dtype": "float16",
     },
     "mixtral-8x7b": {
-        "architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 4096,
-        "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32,
-        "num_key_value_heads": 8, "num_local_experts": 8, "num_experts_per_tok": 2,
-        "vocab_size": 32000, "max_position_embeddings": 32768, "hidden_act": "silu",
-        "rope_theta": 1e6, "router_aux_loss_coef": 0.02, "tie_word_embeddings": False,
+        "architectures": ["MixtralForCausalLM"],
+        "model_type": "mixtral",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 8,
+        "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+        "vocab_size": 32000,
+        "max_position_embeddings": 32768,
+        "hidden_act": "silu",
+        "rope_theta": 1e6,
+        "router_aux_loss_coef": 0.02,
+        "tie_word_embeddings": False,
     },
     "deepseek-v3": {
-        "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
-        "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048,
-        "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128,
-        "n_shared_experts": 1, "n_routed_experts": 256, "num_experts_per_tok": 8,
-        "first_k_dense_replace": 3, "moe_layer_freq": 1, "q_lora_rank": 1536,
-        "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
-        "v_head_dim": 128, "vocab_size": 129280, "max_position_embeddings": 163840,
-        "hidden_act": "silu", "tie_word_embeddings": False, "n_group": 8, "topk_group": 4,
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "model_type": "deepseek_v3",
+        "hidden_size": 7168,
+        "intermediate_size": 18432,
+        "moe_intermediate_size": 2048,
+        "num_hidden_layers": 61,
+        "num_attention_heads": 128,
+        "num_key_value_heads": 128,
+        "n_shared_experts": 1,
+        "n_routed_experts": 256,
+        "num_experts_per_tok": 8,
+        "first_k_dense_replace": 3,
+        "moe_layer_freq": 1,
+        "q_lora_rank": 1536,
+        "kv_lora_rank": 512,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
+        "vocab_size": 129280,
+        "max_position_embeddings": 163840,
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "n_group": 8,
+        "topk_group": 4,
     },
     # GPT-2 small's architecture is GPT-3 Small's (with a 2048 context).
     "gpt3-small": {
-        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_layer": 12,
-        "n_embd": 768, "n_head": 12, "n_positions": 2048, "vocab_size": 50257,
-        "activation_function": "gelu_new", "n_inner": None,
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "n_layer": 12,
+        "n_embd": 768,
+        "n_head": 12,
+        "n_positions": 2048,
+        "vocab_size": 50257,
+        "activation_function": "gelu_new",
+        "n_inner": None,
     },
 }
 
@@ -362,18 +409,38 @@ def test_hf_round_trip(tmp_path, slug):
 
 
 def test_hf_variants():
-    q = dict(HF_CONFIGS["llama-2-7b"], architectures=["Qwen2ForCausalLM"], model_type="qwen2",
-             hidden_size=8192, intermediate_size=29568, num_attention_heads=64,
-             num_key_value_heads=8, num_hidden_layers=80, vocab_size=152064)
+    q = dict(
+        HF_CONFIGS["llama-2-7b"],
+        architectures=["Qwen2ForCausalLM"],
+        model_type="qwen2",
+        hidden_size=8192,
+        intermediate_size=29568,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        num_hidden_layers=80,
+        vocab_size=152064,
+    )
     _leaves_equal(from_hf_config(q), load_model("qwen2-72b"))
     ds_no_qlora = dict(HF_CONFIGS["deepseek-v3"], q_lora_rank=None)
     assert float(from_hf_config(ds_no_qlora).q_lora_rank) == 0.0
-    neox = {"architectures": ["GPTNeoXForCausalLM"], "hidden_size": 512, "num_hidden_layers": 6,
-            "num_attention_heads": 8, "intermediate_size": 2048, "vocab_size": 50304}
+    neox = {
+        "architectures": ["GPTNeoXForCausalLM"],
+        "hidden_size": 512,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 8,
+        "intermediate_size": 2048,
+        "vocab_size": 50304,
+    }
     m = from_hf_config(neox)
     assert float(m.tied_embeddings) == 0.0 and float(m.ffn_gated) == 0.0
-    opt = {"architectures": ["OPTForCausalLM"], "hidden_size": 768, "num_hidden_layers": 12,
-           "num_attention_heads": 12, "ffn_dim": 3072, "vocab_size": 50272}
+    opt = {
+        "architectures": ["OPTForCausalLM"],
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "ffn_dim": 3072,
+        "vocab_size": 50272,
+    }
     assert float(from_hf_config(opt).params_total()) == pytest.approx(
         12 * 12 * 768**2 + 50272 * 768
     )
@@ -414,8 +481,15 @@ def _write(tmp_path, mutate, slug="llama-2-70b"):
         (lambda d: d["training"].update(seq_len=10**6), r"exceeds model\.max_seq_len"),
         (lambda d: d.pop("training"), r"missing field training"),
         (
-            lambda d: d["model"].update(moe={"n_experts": 2, "top_k": 4, "n_shared_experts": 0,
-                                             "expert_d_ff": 8, "n_dense_layers": 0}),
+            lambda d: d["model"].update(
+                moe={
+                    "n_experts": 2,
+                    "top_k": 4,
+                    "n_shared_experts": 0,
+                    "expert_d_ff": 8,
+                    "n_dense_layers": 0,
+                }
+            ),
             r"top_k = 4 exceeds",
         ),
         (lambda d: d["model"].update(moe={"n_experts": 2}), r"missing field model\.moe\.top_k"),

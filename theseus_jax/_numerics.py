@@ -71,8 +71,15 @@ def smooth_max(a, b, temperature=None):
     """
     if temperature is None:
         return jnp.maximum(a, b)
-    scale = temperature * (jnp.abs(a) + jnp.abs(b)) + jnp.finfo(jnp.result_type(a)).tiny
-    return scale * jnp.logaddexp(a / scale, b / scale)
+    # double where: near a = b = 0 the scale (and its 1/scale^2 gradient term) underflows,
+    # so fall back to the exact max there; elsewhere the relaxation is positively homogeneous
+    dtype = jnp.result_type(a, b)
+    mag = jnp.abs(a) + jnp.abs(b)
+    ok = mag > jnp.sqrt(jnp.finfo(dtype).tiny)
+    sa = jnp.where(ok, a, jnp.ones_like(a))
+    sb = jnp.where(ok, b, jnp.ones_like(b))
+    scale = temperature * (jnp.abs(sa) + jnp.abs(sb))
+    return jnp.where(ok, scale * jnp.logaddexp(sa / scale, sb / scale), jnp.maximum(a, b))
 
 
 def smooth_min(a, b, temperature=None):

@@ -29,6 +29,7 @@ class Violation(enum.IntFlag):
     MAPPING = 1 << 9  # mapping does not divide the workload (heads, layers, batch)
     SRAM_BW_PAIR = 1 << 10  # SRAM size / bandwidth pair not offered by the SRAM compiler
     NO_DRAM = 1 << 11  # weight-streaming mode on a design without DRAM
+    LATENCY = 1 << 12  # inference: time per output token above the workload's bound
 
 
 def accumulate(code, bit: Violation, violated):

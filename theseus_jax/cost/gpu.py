@@ -41,10 +41,17 @@ from .training import (
 __all__ = ["gpu_training_step", "gpu_gemm_time"]
 
 
-def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None):
-    """Time (s) and HBM bytes of ``count`` GEMMs ``(m x k) @ (k x n)`` on one GPU."""
+def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None, act_bytes=2.0, w_bytes=2.0):
+    """Time (s) and HBM bytes of ``count`` GEMMs ``(m x k) @ (k x n)`` on one GPU.
+
+    The thread-block tile height shrinks to the next power of two >= ``m`` (at least 16, the
+    tensor-core MMA height) for skinny GEMMs, as cuBLAS/CUTLASS heuristics pick smaller
+    tiles; the weight operand ``k x n`` has ``w_bytes`` per element, activations ``act_bytes``.
+    """
     m_eff = m if m_eff is None else m_eff
-    tm, tn, sms = sys.gemm_tile_m, sys.gemm_tile_n, sys.n_sms
+    tn, sms = sys.gemm_tile_n, sys.n_sms
+    pow2 = jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(m_eff, 1.0))))
+    tm = jnp.clip(pow2, 16.0, sys.gemm_tile_m)
     tiles_m = jnp.ceil(safe_div(m_eff, tm))
     tiles_n = jnp.ceil(safe_div(n, tn))
     groups = safe_div(m, m_eff) * count  # independent GEMMs (MoE experts, attention heads)
@@ -54,7 +61,7 @@ def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None):
     eta_pad = safe_div(m_eff * n, tiles_m * tm * tiles_n * tn)
     flops = 2.0 * m * n * k * count
     t_flops = safe_div(flops, peak * sys.gemm_efficiency * eta_wave * eta_pad)
-    bytes_ = 2.0 * (m * k + k * n + m * n) * count
+    bytes_ = (act_bytes * (m * k + m * n) + w_bytes * k * n) * count
     t_mem = safe_div(bytes_, sys.hbm_bw_bytes_per_s * sys.hbm_efficiency)
     return jnp.maximum(t_flops, t_mem), bytes_
 
@@ -117,6 +124,7 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     stage_overhead = layers * overhead_s + 6.0 * sys.kernel_overhead_s
     stage_tp = layers * tp_exposed
     t_mb = stage_compute + stage_memory + stage_overhead + stage_tp + p2p_s
+    t_mb_window = t_mb - logit_s - logit_mem_s
     bubble_s = safe_div(p - 1.0, v) * t_mb
 
     # ---- model state, DP and optimizer ------------------------------------------------------
@@ -131,7 +139,10 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
         2.0 * params_dev, dp, dp_bw, dp_alpha
     )
     dp_raw = jnp.where(mp.dist_opt > 0, dp_dist, dp_plain)
-    bwd_window = layers * (2.0 / 3.0) * layer_compute  # last micro-batch's backward
+    # the reduction hides behind the last micro-batch's backward pass, i.e. the backward
+    # share of the stage time (incl. its exposed communication): hiding never makes a
+    # faster stage slower overall
+    bwd_window = safe_div(2.0 + full, 3.0 + full) * t_mb_window
     dp_s = jnp.where(mp.dp_overlap > 0, jnp.maximum(dp_raw - bwd_window, 0.0), dp_raw)
     opt_params = jnp.where(mp.dist_opt > 0, safe_div(params_dev, dp), params_dev)
     opt_bytes = opt_params * (30.0 + workload.main_grad_bytes)
@@ -141,10 +152,11 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
 
     # ---- FLOPs, energy and power ------------------------------------------------------------
     n_used = t * p * dp
-    hw_flops_dev = m * (layers * gemm_flops + logit_flops)
-    hw_flops = hw_flops_dev * n_used
+    # the logits layer runs on the last stage only: t * dp of the n_used GPUs
+    hw_flops_dev = m * (layers * gemm_flops + logit_flops)  # last stage (the busiest)
+    hw_flops = m * (layers * gemm_flops * n_used + logit_flops * t * dp)
     no_rc = 3.0 * jnp.sum(ops.gemm_flops())
-    model_flops = m * (layers * no_rc + logit_flops) * n_used
+    model_flops = m * (layers * no_rc * n_used + logit_flops * t * dp)
     hbm_bytes_dev = m * (layers * (gemm_bytes + elem_bytes) + bytes_lg * 3.0 + ce_bytes) + opt_bytes
     link_bytes_dev = (
         m * layers * n_ar * 2.0 * ops.tp_bytes + m * 2.0 * v * ops.p2p_bytes + (2.0 * grad_bytes)
@@ -154,12 +166,19 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
         + 8.0 * hbm_bytes_dev * sys.hbm_energy_j_per_bit
         + 8.0 * link_bytes_dev * sys.link_energy_j_per_bit
     )
-    # power roofline: a GPU cannot draw more than its TDP
+    # energy of the whole cluster: the logits (and their bytes) only on the last stages
+    lg_frac = safe_div(p - 1.0, p)
+    lg_j = m * (
+        logit_flops * sys.flop_energy_j
+        + 8.0 * (3.0 * bytes_lg + ce_bytes) * sys.hbm_energy_j_per_bit
+    )
+    dyn_j = dyn_j_dev * n_used - lg_frac * lg_j * n_used
+    # power roofline: a GPU (the busiest, last stage) cannot draw more than its TDP
     step = jnp.maximum(step_core, safe_div(dyn_j_dev, sys.tdp_w - sys.idle_w))
     throttle = step - step_core
     nodes = jnp.ceil(safe_div(sys.n_gpus, sys.gpus_per_node))
     static_w = sys.idle_w * sys.n_gpus + sys.node_overhead_w * nodes
-    energy = dyn_j_dev * n_used + static_w * step
+    energy = dyn_j + static_w * step
     power = safe_div(energy, step)
     tokens = workload.global_batch * workload.seq_len
     peak_sys = peak * sys.n_gpus

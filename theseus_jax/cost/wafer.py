@@ -59,11 +59,21 @@ def _pad_eff(x, a):
 
 
 def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
-    """Time and traffic of ``count`` GEMMs (m x k)(k x n) spread over ``cores`` cores.
+    r"""Time and traffic of ``count`` GEMMs (m x k)(k x n) spread over ``cores`` cores.
 
-    Returns ``(t_compute, t_comm, bit_hops, cross_bits)``: compute time at the achieved
-    MAC-array efficiency, bottleneck-link time incl. latency and queueing, NoC bit-hops and
-    bits that cross reticle boundaries (for energy).
+    The mesh stream of a GEMM takes ``t_bw`` on its busiest link; its packets also see the
+    zero-load latency (hops x router/link delay + reticle crossings) and an M/D/1 queueing
+    wait per hop at the link utilisation ``rho = t_bw / tau`` of the phase of duration
+    ``tau``. Cores pace their injection, so ``tau`` is the best of
+    ``tau >= max(t_compute, t_bw / 0.95)``: minimising
+    :math:`\tau + h c \rho / (2 (1 - \rho))` gives
+    :math:`\tau^* = t_{bw} + \sqrt{h c\, t_{bw} / 2}` (``h`` hops, ``c`` cycle time). The
+    overlapped GEMM time is therefore never larger for faster compute or wider links.
+
+    Returns ``(t_compute, t_overlapped, t_comm_alone, bit_hops, cross_bits)``: compute time at
+    the achieved MAC-array efficiency, the GEMM time with compute and mesh traffic
+    overlapped, the time of the traffic alone (for a non-overlapped schedule), NoC bit-hops
+    and bits that cross reticle boundaries (for energy).
     """
     f = design.clock_hz
     a = safe_sqrt(design.macs_per_core)
@@ -88,16 +98,23 @@ def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
     # instances packed several per core need no mesh traffic
     t_bw = t_bw * jnp.minimum(1.0, safe_div(cores, count))
     hops = 2.0 * p
-    rho = safe_div(t_bw, jnp.maximum(t_bw, t_comp))
-    lat_cycles = hops * (
-        tech.router_delay_cycles + tech.link_delay_cycles + mdl_queue_wait(rho)
-    ) + (2.0 * d2d_cross * tech.d2d_delay_cycles)
-    t_comm = jnp.where(t_bw > 0, t_bw + safe_div(lat_cycles, f), 0.0)
+    cyc = safe_div(1.0, f)
+    lat0 = hops * (tech.router_delay_cycles + tech.link_delay_cycles) * cyc + (
+        2.0 * d2d_cross * tech.d2d_delay_cycles * cyc
+    )
+    tau_star = jnp.maximum(t_bw / 0.95, t_bw + safe_sqrt(0.5 * hops * cyc * t_bw))
+
+    def paced(tau):
+        return tau + lat0 + hops * cyc * mdl_queue_wait(safe_div(t_bw, tau))
+
+    has = t_bw > 0
+    t_ovl = jnp.where(has, paced(jnp.maximum(t_comp, tau_star)), t_comp)
+    t_alone = jnp.where(has, paced(tau_star), 0.0)
     # bit-hops: inputs travel along rows (p hops), partial sums along columns (p hops)
     vals_moved = (m * k + m * n) * count * jnp.where(c_inst > 1.0, 1.0, 0.0)
     bit_hops = vals_moved * bits * p
     cross_bits = vals_moved * bits * d2d_cross
-    return t_comp, t_comm, bit_hops, cross_bits
+    return t_comp, t_ovl, t_alone, bit_hops, cross_bits
 
 
 def _d2d_energy(design, tech):
@@ -153,10 +170,10 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     bytes_el = bits / 8.0
 
     # ---- GEMMs on the region mesh -------------------------------------------------------------
-    t_comp, t_comm, bit_hops, cross_bits = region_gemm(
+    t_comp, t_ovl, t_alone, bit_hops, cross_bits = region_gemm(
         design, tech, cores, ops.m, ops.n, ops.k, ops.count, bits, crosses
     )
-    t_gemm = jnp.where(mp.tp_overlap > 0, jnp.maximum(t_comp, t_comm), t_comp + t_comm)
+    t_gemm = jnp.where(mp.tp_overlap > 0, t_ovl, t_comp + t_alone)
     is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
     passes = 3.0 + full + sel * is_attn
     layer_comp = jnp.sum(t_comp * passes)
@@ -181,10 +198,10 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     vec_s = safe_div(ops.vec_flops_fwd * elem_passes, vec_rate)
 
     # logits on the last stage (fwd + 2 bwd)
-    lc, lm, lbh, lcb = region_gemm(
+    lc, lm, _, lbh, lcb = region_gemm(
         design, tech, cores, T, mdl.vocab_size, mdl.d_model, 1.0, bits, crosses
     )
-    logit_s = 3.0 * jnp.maximum(lc, lm)
+    logit_s = 3.0 * lm
     logit_flops = 3.0 * 2.0 * T * mdl.vocab_size * mdl.d_model
 
     # ---- weights: resident or streamed --------------------------------------------------------
@@ -261,7 +278,7 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     dp_raw = jnp.where(
         dp > 1, jnp.where(wafers_spanned > 1, jnp.maximum(on_dp, off_dp), on_dp), 0.0
     )
-    window = layers * (2.0 / 3.0) * layer_comp
+    window = safe_div(2.0 + full, 3.0 + full) * (t_mb - logit_s)  # last micro-batch's backward
     dp_s = jnp.where(mp.dp_overlap > 0, jnp.maximum(dp_raw - window, 0.0), dp_raw)
 
     # ---- optimizer update --------------------------------------------------------------------
@@ -277,9 +294,10 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     # ---- FLOPs, energy, power -------------------------------------------------------------------
     n_regions = tp * p * dp
     regions = p * dp
-    hw_flops = m * (layers * layer_flops + logit_flops) * regions
+    # the logits layer runs on the last stage of each replica only
+    hw_flops = m * (layers * layer_flops * regions + logit_flops * dp)
     no_rc = 3.0 * jnp.sum(ops.gemm_flops())
-    model_flops = m * (layers * no_rc + logit_flops) * regions
+    model_flops = m * (layers * no_rc * regions + logit_flops * dp)
     peak_sys = (
         R_tot
         * design.usable_cores_per_reticle()
@@ -290,10 +308,8 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     )
     pitch = phys.core_pitch_m
     e_hop = tech.router_energy_j_per_bit + tech.wire_energy_j_per_bit_m * pitch
-    noc_bit_hops = m * regions * layers * (layer_bit_hops + a2a_bit_hops) + m * regions * (
-        3.0 * lbh
-    )
-    cross_bits_total = m * regions * (layers * layer_cross_bits + 3.0 * lcb)
+    noc_bit_hops = m * regions * layers * (layer_bit_hops + a2a_bit_hops) + m * dp * 3.0 * lbh
+    cross_bits_total = m * regions * layers * layer_cross_bits + m * dp * 3.0 * lcb
     dram_bits = (
         8.0
         * regions

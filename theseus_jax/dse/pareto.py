@@ -22,13 +22,15 @@ def pareto_mask(maximize, minimize) -> np.ndarray:
     ok = np.isfinite(up) & np.isfinite(down)
     order = np.lexsort((down, -up))
     mask = np.zeros(up.size, bool)
-    best = np.inf
+    best, best_up = np.inf, np.nan
     for i in order:
         if not ok[i]:
             continue
         if down[i] < best:
             mask[i] = True
-            best = down[i]
+            best, best_up = down[i], up[i]
+        elif down[i] == best and up[i] == best_up:  # an exact duplicate of a front point
+            mask[i] = True
     return mask
 
 

@@ -125,8 +125,22 @@ class Mapping(eqx.Module):
 
     @classmethod
     def from_columns(cls, cols: dict) -> Mapping:
-        """Build a table from a dict of equal-length numpy columns (missing = default)."""
-        return cls(**{k: np.asarray(v, np.float32) for k, v in cols.items()})
+        """Build a table from a dict of equal-length columns; missing columns take their
+        default value, broadcast to the table length."""
+        unknown = sorted(set(cols) - set(MAPPING_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown mapping fields {unknown}; expected {list(MAPPING_FIELDS)}")
+        arrs = {k: np.atleast_1d(np.asarray(v, np.float32)) for k, v in cols.items()}
+        lengths = {a.shape[0] for a in arrs.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"mapping columns differ in length: {sorted(lengths)}")
+        n = lengths.pop() if lengths else 1
+        defaults = cls()
+        full = {
+            k: arrs[k] if k in arrs else np.full(n, float(getattr(defaults, k)), np.float32)
+            for k in MAPPING_FIELDS
+        }
+        return cls(**full)
 
     def size(self) -> int:
         return int(np.size(self.tp))

@@ -253,3 +253,51 @@ class TrainingWorkload(eqx.Module):
 
     def tokens_per_step(self):
         return self.global_batch * self.seq_len
+
+
+class InferenceWorkload(eqx.Module):
+    """Serving ``batch`` concurrent requests of ``prompt_len`` input and ``output_len``
+    output tokens: one prefill of the prompts, then ``output_len`` decode steps.
+
+    ``precision_bits`` (16 or 8) is the weight/activation precision of the GEMMs;
+    ``kv_bits`` the KV-cache precision. Continuous batching is approximated by a steady-state
+    batch: decode steps see the mean context ``prompt_len + output_len / 2``.
+    ``max_tpot_s`` (> 0) bounds the time per output token: mappings slower than it are
+    flagged ``LATENCY`` (0 = no bound).
+    """
+
+    model: LLMConfig
+    batch: jnp.ndarray
+    prompt_len: jnp.ndarray
+    output_len: jnp.ndarray
+    precision_bits: jnp.ndarray
+    kv_bits: jnp.ndarray
+    max_tpot_s: jnp.ndarray
+
+    def __init__(
+        self,
+        model: LLMConfig,
+        *,
+        batch,
+        prompt_len,
+        output_len,
+        precision_bits=16.0,
+        kv_bits=16.0,
+        max_tpot_s=0.0,
+    ):
+        self.model = model
+        self.batch = _f(batch)
+        self.prompt_len = _f(prompt_len)
+        self.output_len = _f(output_len)
+        self.precision_bits = _f(precision_bits)
+        self.kv_bits = _f(kv_bits)
+        self.max_tpot_s = _f(max_tpot_s)
+
+    @property
+    def global_batch(self):
+        """Concurrent sequences (the name the mapping enumeration shares with training)."""
+        return self.batch
+
+    def mean_context(self):
+        """Mean KV length seen by a decode step: ``prompt + output / 2``."""
+        return self.prompt_len + 0.5 * self.output_len

@@ -37,13 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from .._paths import configs_dir
-from ._llm import LLMConfig, TrainingWorkload
+from ._llm import InferenceWorkload, LLMConfig, TrainingWorkload
 
 __all__ = [
     "list_models",
     "load_model",
     "from_hf_config",
     "load_training_workload",
+    "load_inference_workload",
     "workload_defaults",
     "PRECISION_BITS",
 ]
@@ -439,7 +440,57 @@ def load_training_workload(
     sl = _int(over, "seq_len", where, src)
     prec = _str(over, "precision", where, src, choices=tuple(PRECISION_BITS))
     model = _build(doc["model"], doc["name"])
-    return TrainingWorkload(model, global_batch=gb, seq_len=sl, precision_bits=PRECISION_BITS[prec])
+    # fp16 mixed precision keeps fp16 gradient buffers (Megatron's fp16 default); bf16 and
+    # fp8 training keep fp32 main gradients.
+    grad_bytes = 2.0 if prec == "fp16" else 4.0
+    return TrainingWorkload(
+        model,
+        global_batch=gb,
+        seq_len=sl,
+        precision_bits=PRECISION_BITS[prec],
+        main_grad_bytes=grad_bytes,
+    )
+
+
+def load_inference_workload(
+    name_or_path: str | os.PathLike,
+    *,
+    batch: int = 1,
+    prompt_len: int = 2048,
+    output_len: int = 128,
+    precision: str = "bf16",
+    kv_precision: str | None = None,
+    max_tpot_s: float = 0.0,
+) -> InferenceWorkload:
+    """An :class:`InferenceWorkload` (prefill + decode) of a model file or HF config.
+
+    Args:
+        name_or_path: as for :func:`load_model`.
+        batch: concurrent sequences (requests).
+        prompt_len, output_len: tokens per request.
+        precision: GEMM/weight precision, ``"bf16"``, ``"fp16"`` or ``"fp8"``.
+        kv_precision: KV-cache precision (default: 16-bit).
+        max_tpot_s: bound on the time per output token (0 = none).
+    """
+    src = str(name_or_path)
+    over = {"batch": batch, "prompt_len": prompt_len, "output_len": output_len}
+    b = _int(over, "batch", "argument", src)
+    s_in = _int(over, "prompt_len", "argument", src)
+    s_out = _int(over, "output_len", "argument", src)
+    prec = _str({"precision": precision}, "precision", "argument", src, tuple(PRECISION_BITS))
+    kv = "bf16" if kv_precision is None else kv_precision
+    kv = _str({"kv_precision": kv}, "kv_precision", "argument", src, tuple(PRECISION_BITS))
+    if not max_tpot_s >= 0.0:
+        raise ValueError(f"max_tpot_s must be >= 0 seconds, got {max_tpot_s}")
+    return InferenceWorkload(
+        load_model(name_or_path),
+        batch=b,
+        prompt_len=s_in,
+        output_len=s_out,
+        precision_bits=PRECISION_BITS[prec],
+        kv_bits=PRECISION_BITS[kv],
+        max_tpot_s=max_tpot_s,
+    )
 
 
 # ---- Hugging Face config.json -----------------------------------------------------------------
