@@ -75,7 +75,7 @@ def test_eval_bad_arguments(capsys):
 
 def test_sweep_writes_csv_and_plot(tmp_path, capsys):
     args = ["sweep", "theseus_2024", "gpt3-xl", "-n", "16", "--out", str(tmp_path)]
-    assert main(args + ["--batch", "16", "--baseline", "none"]) == 0
+    assert main(args + ["--chunk", "16", "--baseline", "none"]) == 0
     assert "16 designs" in capsys.readouterr().out
     with open(tmp_path / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))

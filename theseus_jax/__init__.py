@@ -2,13 +2,15 @@
 
 Public API (everything else is private and may change):
 
-* workloads: :class:`LLMConfig`, :class:`TrainingWorkload`, :func:`load_model`,
-  :func:`from_hf_config`, :func:`load_training_workload`, :func:`list_models`;
+* workloads: :class:`LLMConfig`, :class:`TrainingWorkload`, :class:`InferenceWorkload`,
+  :func:`load_model`, :func:`from_hf_config`, :func:`load_training_workload`,
+  :func:`load_inference_workload`, :func:`list_models`;
 * designs: :class:`WaferDesign`, :class:`GPUSystem`, :class:`DesignSpace`, :func:`load_space`,
   :func:`load_system`, :func:`list_systems`, :class:`Tech`, :func:`load_tech`;
 * mappings: :class:`Mapping`, :func:`enumerate_gpu_mappings`, :func:`enumerate_wafer_mappings`;
 * evaluation: :func:`evaluate`, :func:`make_evaluator`, :func:`evaluate_point`,
-  :func:`evaluate_mappings`, :class:`Metrics`, :class:`EvalResult`, :func:`physical_wsc`;
+  :func:`evaluate_mappings`, :class:`Metrics`, :class:`InferenceMetrics`, :class:`EvalResult`,
+  :func:`physical_wsc`;
 * feasibility: :class:`Violation`, :func:`describe`;
 * DSE utilities: :func:`pareto_mask`, :func:`hypervolume_2d`.
 """
@@ -21,7 +23,9 @@ from .dse.pareto import hypervolume_2d as hypervolume_2d, pareto_mask as pareto_
 from .io import list_systems as list_systems, load_system as load_system, load_tech as load_tech
 from .mapping import (
     Mapping as Mapping,
+    enumerate_gpu_inference_mappings as enumerate_gpu_inference_mappings,
     enumerate_gpu_mappings as enumerate_gpu_mappings,
+    enumerate_wafer_inference_mappings as enumerate_wafer_inference_mappings,
     enumerate_wafer_mappings as enumerate_wafer_mappings,
 )
 from .metrics._evaluate import (
@@ -32,13 +36,15 @@ from .metrics._evaluate import (
     explain as explain,
     make_evaluator as make_evaluator,
 )
-from .metrics._metrics import Metrics as Metrics
+from .metrics._metrics import InferenceMetrics as InferenceMetrics, Metrics as Metrics
 from .tech import Tech as Tech
 from .workload import (
+    InferenceWorkload as InferenceWorkload,
     LLMConfig as LLMConfig,
     TrainingWorkload as TrainingWorkload,
     from_hf_config as from_hf_config,
     list_models as list_models,
+    load_inference_workload as load_inference_workload,
     load_model as load_model,
     load_training_workload as load_training_workload,
 )

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tech", default="n7", help="technology config (default n7)")
     p.add_argument("--out", default="runs/sweep", help="output directory")
-    p.add_argument("--batch", type=int, default=256, help="designs per compiled call")
+    p.add_argument("--chunk", type=int, default=256, help="designs per compiled call")
     p.add_argument(
         "--baseline",
         default="a100_dgx",
@@ -59,7 +59,8 @@ def run(args) -> int:
     from ..design._space import load_space
     from ..dse.pareto import pareto_mask
     from ..io import design_to_dict, load_tech
-    from ..mapping import enumerate_wafer_mappings
+    from ..mapping import enumerate_wafer_inference_mappings, enumerate_wafer_mappings
+    from ..workload._llm import InferenceWorkload
 
     if args.n_designs < 1:
         raise ValueError("-n must be >= 1")
@@ -68,10 +69,12 @@ def run(args) -> int:
     tech = load_tech(args.tech)
     designs = space.sample(jax.random.PRNGKey(args.seed), args.n_designs)
     r_max = int(np.max(np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers)))
-    maps = enumerate_wafer_mappings(wl, max_reticles=r_max)
+    infer = isinstance(wl, InferenceWorkload)
+    enum = enumerate_wafer_inference_mappings if infer else enumerate_wafer_mappings
+    maps = enum(wl, max_reticles=r_max)
     t0 = time.perf_counter()
     res = _evaluate_in_batches(
-        designs, wl, maps, tech, args.objective, min(args.batch, args.n_designs)
+        designs, wl, maps, tech, args.objective, min(args.chunk, args.n_designs)
     )
     dt = time.perf_counter() - t0
     m = res.metrics
@@ -178,8 +181,9 @@ def _plot(path, tput, power, feas, front, wl, args, baseline) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("power (kW)")
-    ax.set_ylabel("training throughput (tokens/s)")
-    ax.set_title(f"{args.space}: {wl.model.name} training, {int(feas.sum())}/{feas.size} feasible")
+    kind = "inference" if args.inference else "training"
+    ax.set_ylabel(f"{kind} throughput ({'output ' if args.inference else ''}tokens/s)")
+    ax.set_title(f"{args.space}: {wl.model.name} {kind}, {int(feas.sum())}/{feas.size} feasible")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

@@ -46,7 +46,9 @@ def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None, act_bytes=2.0, w_bytes=
 
     The thread-block tile height shrinks to the next power of two >= ``m`` (at least 16, the
     tensor-core MMA height) for skinny GEMMs, as cuBLAS/CUTLASS heuristics pick smaller
-    tiles; the weight operand ``k x n`` has ``w_bytes`` per element, activations ``act_bytes``.
+    tiles, and when the output tiles cannot fill the SMs the K loop is split over up to
+    ``SMs / tiles`` blocks of at least 256 (split-K); the weight operand ``k x n`` has
+    ``w_bytes`` per element, activations ``act_bytes``.
     """
     m_eff = m if m_eff is None else m_eff
     tn, sms = sys.gemm_tile_n, sys.n_sms
@@ -56,6 +58,9 @@ def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None, act_bytes=2.0, w_bytes=
     tiles_n = jnp.ceil(safe_div(n, tn))
     groups = safe_div(m, m_eff) * count  # independent GEMMs (MoE experts, attention heads)
     tiles = tiles_m * tiles_n * groups
+    # split-K (cuBLAS) / stream-K: too few output tiles to fill the SMs -> split the K loop
+    split = jnp.clip(jnp.floor(safe_div(sms, tiles)), 1.0, jnp.ceil(safe_div(k, 256.0)))
+    tiles = tiles * split
     waves = jnp.ceil(safe_div(tiles, sms))
     eta_wave = safe_div(tiles, waves * sms)
     eta_pad = safe_div(m_eff * n, tiles_m * tm * tiles_n * tn)

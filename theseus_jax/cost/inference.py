@@ -153,13 +153,12 @@ def _gpu_stage(sys, wl, mp, b, q, c, t, layers, peak, last_tokens):
     memory = layers * t_elem
     comm = layers * t_comm
     over = layers * t_over + 2.0 * sys.kernel_overhead_s
-    flops = layers * (jnp.sum(ops.gemm_flops()) + ops.attn_flops) + 2.0 * last_tokens * (
-        mdl.vocab_size * mdl.d_model / t
-    )
+    # per stage pass: the layers' work; the logits (last stage only) kept apart
+    flops = layers * (jnp.sum(ops.gemm_flops()) + ops.attn_flops)
+    logit_flops = 2.0 * last_tokens * mdl.vocab_size * mdl.d_model / t
     hbm_bytes = layers * (
         jnp.sum(bytes_g) + ops.kv_read_bytes + ops.kv_write_bytes + ops.elem_bytes
     )
-    hbm_bytes = hbm_bytes + bytes_lg
     link_bytes = layers * 2.0 * 2.0 * ops.tp_bytes
     return dict(
         compute=compute,
@@ -169,7 +168,9 @@ def _gpu_stage(sys, wl, mp, b, q, c, t, layers, peak, last_tokens):
         comm=comm,
         overhead=over,
         flops=flops,
+        logit_flops=logit_flops,
         hbm_bytes=hbm_bytes,
+        logit_hbm_bytes=bytes_lg,
         link_bytes=link_bytes,
         ops=ops,
     )
@@ -215,14 +216,17 @@ def gpu_inference(sys, wl, mp) -> InferenceMetrics:
     p2p_dec = jnp.where(p > 1, p2p_dec, 0.0)
     ttft, tpot, total = _pipeline(_total(pre), _total(dec), p2p_pre, p2p_dec, m, p, wl.output_len)
 
-    # energy: every stage of every replica processes every micro-batch
+    # work of the run: every stage of every replica processes every micro-batch; the logits
+    # only on the last stage (t GPUs per replica)
     n_used = t * p * dp
     steps = jnp.maximum(wl.output_len - 1.0, 0.0)
-    per_gpu = lambda key: m * (pre[key] + steps * dec[key])  # noqa: E731
-    dyn_j = n_used * (
-        per_gpu("flops") * sys.flop_energy_j
-        + 8.0 * per_gpu("hbm_bytes") * sys.hbm_energy_j_per_bit
-        + 8.0 * per_gpu("link_bytes") * sys.link_energy_j_per_bit
+    run = lambda key: m * (pre[key] + steps * dec[key])  # noqa: E731  per GPU, per stage
+    flops_run = n_used * run("flops") + t * dp * run("logit_flops")
+    hbm_run = n_used * run("hbm_bytes") + t * dp * run("logit_hbm_bytes")
+    dyn_j = (
+        flops_run * sys.flop_energy_j
+        + 8.0 * hbm_run * sys.hbm_energy_j_per_bit
+        + 8.0 * n_used * run("link_bytes") * sys.link_energy_j_per_bit
     )
     # power roofline (TDP) on the whole run
     total = jnp.maximum(total, safe_div(dyn_j / jnp.maximum(n_used, 1.0), sys.tdp_w - sys.idle_w))
@@ -235,7 +239,8 @@ def gpu_inference(sys, wl, mp) -> InferenceMetrics:
 
     weights = safe_div(mdl.params_total(), t * p) * wb
     kv = b_rep * (wl.prompt_len + wl.output_len) * pre["ops"].kv_bytes_per_token * layers
-    workspace = 4.0 * mb * wl.prompt_len * (mdl.d_model + safe_div(mdl.d_ff, t)) * wb
+    chunk = jnp.minimum(mb * wl.prompt_len, wl.prefill_chunk_tokens)
+    workspace = 4.0 * chunk * (mdl.d_model + safe_div(mdl.d_ff, t)) * wb
     mem = weights + kv + workspace
     viol = jnp.uint32(0)
     viol = accumulate(viol, Violation.MEMORY_CAPACITY, mem > sys.hbm_bytes)
@@ -250,6 +255,7 @@ def gpu_inference(sys, wl, mp) -> InferenceMetrics:
         tokens_per_s_per_w=safe_div(tps, power),
         power_w=power,
         energy_per_token_j=safe_div(energy, out_tokens),
+        flops=flops_run,
         peak_flops=peak * sys.n_gpus,
         mem_bytes=mem,
         mem_capacity_bytes=sys.hbm_bytes,
@@ -286,6 +292,7 @@ def _wafer_stage(design, tech, phys, wl, mp, b, q, c, tp, layers, kv_in_sram, we
         design, tech, cores, ops.m, ops.n, ops.k, one, bits, crosses
     )
     hop_s = safe_div(tech.router_delay_cycles + tech.link_delay_cycles, f)
+    red_hop_s = hop_s + safe_div(tech.reduce_add_cycles, f)  # a reduction hop adds on the core
     # attention: distributed over the region, KV from SRAM (or DRAM), two reductions
     core_peak = 2.0 * design.macs_per_core * f * safe_div(16.0, bits)
     sram_bw = cores * design.sram_bw_bits_per_cycle / 8.0 * f
@@ -297,10 +304,12 @@ def _wafer_stage(design, tech, phys, wl, mp, b, q, c, tp, layers, kv_in_sram, we
     kv_bw = jnp.where(kv_in_sram, sram_bw, stream_bw)
     t_attn_c = safe_div(ops.attn_flops, cores * core_peak)
     t_attn_m = safe_div(ops.kv_read_bytes + ops.kv_write_bytes, kv_bw)
-    t_attn_lat = 2.0 * 2.0 * side * hop_s
+    # softmax max/sum and the AV accumulation: two 2-D reductions over the region, each a
+    # row then a column reduction run from both ends to the middle (side/2 hops each)
+    t_attn_lat = 2.0 * side * red_hop_s
     # vector work and the two norm reductions (row + column latency each)
     vec_rate = cores * design.macs_per_core * tech.vector_flops_per_mac * f
-    t_vec = safe_div(ops.vec_flops, vec_rate) + 2.0 * 2.0 * side * hop_s
+    t_vec = safe_div(ops.vec_flops, vec_rate) + 2.0 * side * red_hop_s  # two norms
     # weights streamed per pass (weights not resident)
     w_bytes = ops.weight_params * wb
     t_w = jnp.where(weights_streamed, safe_div(w_bytes, stream_bw), 0.0)
@@ -315,19 +324,17 @@ def _wafer_stage(design, tech, phys, wl, mp, b, q, c, tp, layers, kv_in_sram, we
     kv = layers * jnp.maximum(t_attn_m - t_attn_c, 0.0)
     total = layers * layer_core + lm
     compute = total - comm - weights - kv  # keep the parts summing to the stage time
-    flops = (
-        layers * (jnp.sum(ops.gemm_flops()) + ops.attn_flops)
-        + 2.0 * b * mdl.vocab_size * mdl.d_model
-    )
+    flops = layers * (jnp.sum(ops.gemm_flops()) + ops.attn_flops)
+    logit_flops = 2.0 * b * mdl.vocab_size * mdl.d_model  # last stage only
     noc = layers * jnp.sum(bit_hops) + lbh
     xbits = layers * jnp.sum(cross_bits) + lcb
     dram_bytes = layers * (
         jnp.where(weights_streamed, w_bytes, 0.0)
         + jnp.where(kv_in_sram, 0.0, ops.kv_read_bytes + ops.kv_write_bytes)
     )
-    sram_bits = 8.0 * layers * (
-        w_bytes + ops.kv_read_bytes
-    ) + 0.5 * flops * 3.0 * bits / jnp.maximum(safe_sqrt(design.macs_per_core), 1.0)
+    sram_bits = 8.0 * layers * (w_bytes + ops.kv_read_bytes) + 0.5 * (
+        flops + logit_flops
+    ) * 3.0 * bits / jnp.maximum(safe_sqrt(design.macs_per_core), 1.0)
     return dict(
         total=total,
         compute=compute,
@@ -335,6 +342,7 @@ def _wafer_stage(design, tech, phys, wl, mp, b, q, c, tp, layers, kv_in_sram, we
         weights=weights,
         kv=kv,
         flops=flops,
+        logit_flops=logit_flops,
         noc_bit_hops=noc,
         cross_bits=xbits,
         dram_bytes=dram_bytes,
@@ -372,7 +380,12 @@ def wafer_inference(design, tech, phys, wl, mp) -> InferenceMetrics:
     w_stage = safe_div(mdl.params_total() - mdl.embedding_params(), p) * wb + emb
     ops0 = forward_ops(mdl, 1.0, 1.0, 0.0, 1.0, wb, wl.kv_bits)
     kv_stage = b_rep * (wl.prompt_len + wl.output_len) * ops0.kv_bytes_per_token * layers
-    act = 4.0 * mb * wl.prompt_len * (mdl.d_model + mdl.d_ff) * wb
+    act = (
+        4.0
+        * jnp.minimum(mb * wl.prompt_len, wl.prefill_chunk_tokens)
+        * (mdl.d_model + mdl.d_ff)
+        * wb
+    )
     w_sram = jnp.where(streamed, 2.0 * safe_div(w_stage, layers * 4.0), w_stage)
     kv_in_sram = w_sram + kv_stage + act <= sram_cap
     sram_need = w_sram + jnp.where(kv_in_sram, kv_stage, 0.0) + act
@@ -405,8 +418,9 @@ def wafer_inference(design, tech, phys, wl, mp) -> InferenceMetrics:
     pitch = phys.core_pitch_m
     e_hop = tech.router_energy_j_per_bit + tech.wire_energy_j_per_bit_m * pitch
     dram_e = jnp.where(has_dram, tech.dram_energy_j_per_bit, tech.offwafer_energy_j_per_bit)
+    flops_run = per("flops") + dp * m * (pre["logit_flops"] + steps * dec["logit_flops"])
     e_dyn = (
-        0.5 * per("flops") * tech.mac_energy_j * safe_div(wl.precision_bits, 16.0)
+        0.5 * flops_run * tech.mac_energy_j * safe_div(wl.precision_bits, 16.0)
         + per("sram_bits") * tech.sram_energy_j_per_bit
         + per("noc_bit_hops") * e_hop
         + per("cross_bits") * _d2d_energy(design, tech)
@@ -446,6 +460,7 @@ def wafer_inference(design, tech, phys, wl, mp) -> InferenceMetrics:
         tokens_per_s_per_w=safe_div(tps, power),
         power_w=power,
         energy_per_token_j=safe_div(energy, out_tokens),
+        flops=flops_run,
         peak_flops=peak,
         mem_bytes=sram_need + jnp.where(has_dram, dram_need, 0.0),
         mem_capacity_bytes=sram_cap + dram_cap,

@@ -62,10 +62,10 @@ def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
     r"""Time and traffic of ``count`` GEMMs (m x k)(k x n) spread over ``cores`` cores.
 
     The mesh stream of a GEMM takes ``t_bw`` on its busiest link; its packets also see the
-    zero-load latency (hops x router/link delay + reticle crossings) and an M/D/1 queueing
-    wait per hop at the link utilisation ``rho = t_bw / tau`` of the phase of duration
-    ``tau``. Cores pace their injection, so ``tau`` is the best of
-    ``tau >= max(t_compute, t_bw / 0.95)``: minimising
+    zero-load latency (hops x router/link delay, plus each core's add on the reduction hops,
+    plus reticle crossings) and an M/D/1 queueing wait per hop at the link utilisation
+    ``rho = t_bw / tau`` of the phase of duration ``tau``. Cores pace their injection, so
+    ``tau`` is the best of ``tau >= max(t_compute, t_bw / 0.95)``: minimising
     :math:`\tau + h c \rho / (2 (1 - \rho))` gives
     :math:`\tau^* = t_{bw} + \sqrt{h c\, t_{bw} / 2}` (``h`` hops, ``c`` cycle time). The
     overlapped GEMM time is therefore never larger for faster compute or wider links.
@@ -97,11 +97,15 @@ def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
     t_bw = safe_div(link_vals * bytes_el, link_bw) * jnp.where(c_inst > 1.0, 1.0, 0.0)
     # instances packed several per core need no mesh traffic
     t_bw = t_bw * jnp.minimum(1.0, safe_div(cores, count))
-    hops = 2.0 * p
+    # Both collectives run from/to the middle of the row/column over both link directions:
+    # the multicast crosses p/2 routers, the reduction p/2 routers and p/2 adders.
+    hops = p
     cyc = safe_div(1.0, f)
-    lat0 = hops * (tech.router_delay_cycles + tech.link_delay_cycles) * cyc + (
-        2.0 * d2d_cross * tech.d2d_delay_cycles * cyc
-    )
+    lat0 = (
+        hops * (tech.router_delay_cycles + tech.link_delay_cycles)
+        + 0.5 * p * tech.reduce_add_cycles
+        + d2d_cross * tech.d2d_delay_cycles
+    ) * cyc
     tau_star = jnp.maximum(t_bw / 0.95, t_bw + safe_sqrt(0.5 * hops * cyc * t_bw))
 
     def paced(tau):
@@ -110,7 +114,7 @@ def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
     has = t_bw > 0
     t_ovl = jnp.where(has, paced(jnp.maximum(t_comp, tau_star)), t_comp)
     t_alone = jnp.where(has, paced(tau_star), 0.0)
-    # bit-hops: inputs travel along rows (p hops), partial sums along columns (p hops)
+    # bit-hops: inputs fan out along rows, partial sums gather along columns (~p hops each)
     vals_moved = (m * k + m * n) * count * jnp.where(c_inst > 1.0, 1.0, 0.0)
     bit_hops = vals_moved * bits * p
     cross_bits = vals_moved * bits * d2d_cross

@@ -1,6 +1,8 @@
 from ._enumerate import (
     divisors as divisors,
+    enumerate_gpu_inference_mappings as enumerate_gpu_inference_mappings,
     enumerate_gpu_mappings as enumerate_gpu_mappings,
+    enumerate_wafer_inference_mappings as enumerate_wafer_inference_mappings,
     enumerate_wafer_mappings as enumerate_wafer_mappings,
     pad_mappings as pad_mappings,
 )

@@ -12,7 +12,14 @@ import numpy as np
 
 from ._plan import MAPPING_FIELDS, Mapping
 
-__all__ = ["enumerate_gpu_mappings", "enumerate_wafer_mappings", "pad_mappings", "divisors"]
+__all__ = [
+    "enumerate_gpu_mappings",
+    "enumerate_wafer_mappings",
+    "enumerate_gpu_inference_mappings",
+    "enumerate_wafer_inference_mappings",
+    "pad_mappings",
+    "divisors",
+]
 
 
 def divisors(n: int) -> np.ndarray:
@@ -180,6 +187,69 @@ def enumerate_wafer_mappings(
         placement=np.zeros_like(tp),
     )
     return Mapping.from_columns(cols)
+
+
+def _micro_batches(batch: int) -> np.ndarray:
+    """Powers of two below ``batch`` and ``batch`` itself (sequences per micro-batch)."""
+    p2 = [1 << i for i in range(0, 20) if (1 << i) < batch]
+    return np.array(sorted(set(p2 + [batch])), dtype=np.int64)
+
+
+def enumerate_gpu_inference_mappings(workload, n_gpus: int, *, gpus_per_node: int = 8) -> Mapping:
+    """Legal inference mappings on ``n_gpus`` GPUs: TP (powers of two dividing the heads, and
+    the KV heads or a multiple of them), PP dividing the layers, as many replicas as the GPUs
+    allow (``dp = n / (tp pp)``, each serving ``ceil(batch / dp)`` sequences), and the
+    pipeline micro-batch size (powers of two and the whole replica batch). Expert
+    parallelism of MoE layers follows the TP group (experts sharded over it).
+    """
+    w = _model_ints(workload)
+    n = int(n_gpus)
+    if n < 1:
+        raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+    rows = []
+    for tp in (t for t in (1, 2, 4, 8, 16, 32, 64) if t <= n):
+        if w["heads"] % tp or (w["kv"] % tp and tp % w["kv"]):
+            continue
+        for pp in divisors(w["L"]):
+            pp = int(pp)
+            if tp * pp > n:
+                continue
+            dp = n // (tp * pp)
+            b_rep = -(-w["B"] // dp)
+            mbs = _micro_batches(b_rep) if pp > 1 else np.array([b_rep])
+            for mb in mbs:
+                rows.append((tp, pp, dp, int(mb)))
+    if not rows:
+        raise ValueError(f"no legal inference mapping of {workload.model.name} on {n} GPUs")
+    a = np.array(rows)
+    return Mapping.from_columns(dict(tp=a[:, 0], pp=a[:, 1], dp=a[:, 2], micro_batch=a[:, 3]))
+
+
+def enumerate_wafer_inference_mappings(
+    workload,
+    *,
+    max_reticles: int,
+    region_sizes=(0, 1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128),
+) -> Mapping:
+    """Design-independent inference mappings for wafers: region size (``0`` = a whole
+    wafer), pipeline stages dividing the layers, replicas as many as fit (``dp = 0``),
+    micro-batch sizes, weights resident (``stream = 0``) or streamed (``stream = 1``)."""
+    w = _model_ints(workload)
+    pps = [int(p) for p in divisors(w["L"]) if p <= max_reticles]
+    tps = [t for t in region_sizes if t <= max_reticles]
+    mbs = _micro_batches(w["B"])
+    rows = [
+        (tp, pp, int(mb), st)
+        for tp in tps
+        for pp in pps
+        if max(tp, 1) * pp <= max_reticles
+        for mb in mbs
+        for st in (0, 1)
+    ]
+    a = np.array(rows)
+    return Mapping.from_columns(
+        dict(tp=a[:, 0], pp=a[:, 1], dp=np.zeros(len(rows)), micro_batch=a[:, 2], stream=a[:, 3])
+    )
 
 
 def pad_mappings(mappings: Mapping, size: int) -> tuple[Mapping, np.ndarray]:

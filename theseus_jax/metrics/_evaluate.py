@@ -16,12 +16,19 @@ import numpy as np
 
 from .._violations import Violation, describe
 from ..cost.gpu import gpu_training_step
+from ..cost.inference import gpu_inference, wafer_inference
 from ..cost.wafer import wafer_training_step
 from ..design._gpu import GPUSystem
 from ..design._wafer import WaferDesign
-from ..mapping._enumerate import enumerate_gpu_mappings, enumerate_wafer_mappings
+from ..mapping._enumerate import (
+    enumerate_gpu_inference_mappings,
+    enumerate_gpu_mappings,
+    enumerate_wafer_inference_mappings,
+    enumerate_wafer_mappings,
+)
 from ..mapping._plan import Mapping
-from ._metrics import Metrics
+from ..workload._llm import InferenceWorkload
+from ._metrics import InferenceMetrics, Metrics
 
 __all__ = [
     "evaluate_point",
@@ -34,7 +41,7 @@ __all__ = [
     "explain",
 ]
 
-OBJECTIVES = ("time", "energy", "perf_per_watt")
+OBJECTIVES = ("time", "energy", "perf_per_watt", "latency", "ttft")
 
 
 def _physical(design, tech):
@@ -43,25 +50,38 @@ def _physical(design, tech):
     return physical_wsc(design, tech)
 
 
-def evaluate_point(design, workload, mapping: Mapping, tech=None) -> Metrics:
-    """Metrics of one design under one mapping (scalars in, scalars out; vmap it)."""
+def _step_fn(design, workload):
+    """The cost function of a (design kind, workload kind) pair."""
+    infer = isinstance(workload, InferenceWorkload)
     if isinstance(design, GPUSystem):
-        return gpu_training_step(design, workload, mapping)
+        return gpu_inference if infer else gpu_training_step
     if isinstance(design, WaferDesign):
-        if tech is None:
-            raise ValueError("evaluating a WaferDesign needs `tech` (e.g. load_tech('n7'))")
-        return wafer_training_step(design, tech, _physical(design, tech), workload, mapping)
+        return wafer_inference if infer else wafer_training_step
     raise TypeError(f"design must be a WaferDesign or GPUSystem, got {type(design).__name__}")
 
 
-def evaluate_mappings(design, workload, mappings: Mapping, tech=None) -> Metrics:
+def evaluate_point(design, workload, mapping: Mapping, tech=None) -> Metrics | InferenceMetrics:
+    """Metrics of one design under one mapping (scalars in, scalars out; vmap it).
+
+    Training workloads give :class:`Metrics`, inference workloads :class:`InferenceMetrics`.
+    """
+    fn = _step_fn(design, workload)
+    if isinstance(design, WaferDesign):
+        if tech is None:
+            raise ValueError("evaluating a WaferDesign needs `tech` (e.g. load_tech('n7'))")
+        return fn(design, tech, _physical(design, tech), workload, mapping)
+    return fn(design, workload, mapping)
+
+
+def evaluate_mappings(design, workload, mappings: Mapping, tech=None):
     """Metrics of one design under every mapping of a table (leading axis = mapping)."""
+    fn = _step_fn(design, workload)
     if isinstance(design, WaferDesign):
         if tech is None:
             raise ValueError("evaluating a WaferDesign needs `tech` (e.g. load_tech('n7'))")
         phys = _physical(design, tech)  # once per design, shared by all its mappings
-        return jax.vmap(lambda mp: wafer_training_step(design, tech, phys, workload, mp))(mappings)
-    return jax.vmap(lambda mp: evaluate_point(design, workload, mp, tech))(mappings)
+        return jax.vmap(lambda mp: fn(design, tech, phys, workload, mp))(mappings)
+    return jax.vmap(lambda mp: fn(design, workload, mp))(mappings)
 
 
 def _popcount(x):
@@ -72,11 +92,19 @@ def _popcount(x):
     return c.astype(jnp.float32)
 
 
-def _objective(metrics: Metrics, objective: str):
-    if objective == "time":
-        return metrics.step_time_s
+def _objective(metrics, objective: str):
+    """Quantity to minimise. Training: step time or energy per token. Inference: total time of
+    the batch ("time", i.e. throughput), time per output token ("latency"), time to first
+    token ("ttft"), energy per output token ("energy" / "perf_per_watt")."""
+    infer = isinstance(metrics, InferenceMetrics)
     if objective in ("energy", "perf_per_watt"):  # tokens/s/W = tokens / J: same order
         return metrics.energy_per_token_j
+    if objective == "time":
+        return metrics.total_time_s if infer else metrics.step_time_s
+    if objective in ("latency", "ttft"):
+        if not infer:
+            raise ValueError(f"objective {objective!r} applies to inference workloads only")
+        return metrics.tpot_s if objective == "latency" else metrics.ttft_s
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
 
 
@@ -84,12 +112,13 @@ class EvalResult(eqx.Module):
     """Best mapping per design.
 
     Attributes:
-        metrics: :class:`Metrics` of the chosen mapping (leaves of shape ``(n_designs,)``).
+        metrics: :class:`Metrics` (training) or :class:`InferenceMetrics` (inference) of the
+            chosen mapping (leaves of shape ``(n_designs,)``).
         mapping_index: index of the chosen row of the mapping table, ``(n_designs,)``.
         n_feasible: feasible (design, mapping) pairs per design, ``(n_designs,)``.
     """
 
-    metrics: Metrics
+    metrics: Metrics | InferenceMetrics
     mapping_index: jnp.ndarray
     n_feasible: jnp.ndarray
 
@@ -139,7 +168,8 @@ def evaluate(
 
 
 def default_mappings(designs, workload) -> Mapping:
-    """The full legal mapping table for the design kind (host side)."""
+    """The full legal mapping table for the design and workload kinds (host side)."""
+    infer = isinstance(workload, InferenceWorkload)
     if isinstance(designs, GPUSystem):
         n = np.unique(np.asarray(designs.n_gpus))
         if n.size != 1:
@@ -148,9 +178,13 @@ def default_mappings(designs, workload) -> Mapping:
                 "GPU count separately or pass `mappings=`"
             )
         node = int(np.max(np.asarray(designs.gpus_per_node)))
+        if infer:
+            return enumerate_gpu_inference_mappings(workload, int(n[0]), gpus_per_node=node)
         return enumerate_gpu_mappings(workload, int(n[0]), gpus_per_node=node)
     if isinstance(designs, WaferDesign):
         r = np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers)
+        if infer:
+            return enumerate_wafer_inference_mappings(workload, max_reticles=int(np.max(r)))
         return enumerate_wafer_mappings(workload, max_reticles=int(np.max(r)))
     raise TypeError(f"designs must be a WaferDesign or GPUSystem, got {type(designs).__name__}")
 

@@ -85,7 +85,8 @@ class InferenceMetrics(eqx.Module):
     the pipeline), tpot_s (time per output token of one sequence), total_time_s (prefill +
     ``output_len - 1`` decode steps), tokens_per_s (output tokens/s of the whole system),
     tokens_per_s_per_user (``1 / tpot``), tokens_per_s_per_w, power_w, energy_per_token_j
-    (per output token), peak_flops, mem_bytes / mem_capacity_bytes (per device), the
+    (per output token), flops (the whole run: prefill + decode), peak_flops,
+    mem_bytes / mem_capacity_bytes (per device), the
     prefill and decode breakdowns (``INFERENCE_BREAKDOWN_FIELDS``: where one micro-batch's
     time goes, prefill summing to ttft_s, decode to tpot_s), silicon_area_m2,
     reticle_utilisation, wafer_yield, n_devices, violations, feasible.
@@ -99,6 +100,7 @@ class InferenceMetrics(eqx.Module):
     tokens_per_s_per_w: jnp.ndarray
     power_w: jnp.ndarray
     energy_per_token_j: jnp.ndarray
+    flops: jnp.ndarray
     peak_flops: jnp.ndarray
     mem_bytes: jnp.ndarray
     mem_capacity_bytes: jnp.ndarray

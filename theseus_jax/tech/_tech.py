@@ -51,6 +51,7 @@ TECH_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("router_delay_cycles", "cycle", "router pipeline delay per hop"),
     ("link_delay_cycles", "cycle", "link traversal per hop"),
     ("d2d_delay_cycles", "cycle", "extra delay of a reticle crossing"),
+    ("reduce_add_cycles", "cycle", "extra per-hop latency of a reduction: ramp in, add, ramp out"),
     ("static_power_w_per_m2", "W/m^2", "leakage power density of powered silicon"),
     ("d0_per_m2", "1/m^2", "defect density"),
     ("nb_alpha", "1", "negative-binomial clustering parameter"),
@@ -91,6 +92,7 @@ class Tech(eqx.Module):
     router_delay_cycles: jnp.ndarray
     link_delay_cycles: jnp.ndarray
     d2d_delay_cycles: jnp.ndarray
+    reduce_add_cycles: jnp.ndarray
     static_power_w_per_m2: jnp.ndarray
     d0_per_m2: jnp.ndarray
     nb_alpha: jnp.ndarray

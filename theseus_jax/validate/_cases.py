@@ -28,7 +28,15 @@ from ..design._gpu import GPUSystem
 from ..mapping._plan import Mapping, Recompute
 from ..workload._llm import LLMConfig, TrainingWorkload
 
-__all__ = ["load_cases", "predict_case", "validate_cases", "default_cases_path", "CaseResult"]
+__all__ = [
+    "load_cases",
+    "predict_case",
+    "validate_cases",
+    "default_cases_path",
+    "CaseResult",
+    "training_setup",
+    "inference_setup",
+]
 
 # Sources whose software stack predates FlashAttention (Dao et al., 2022).
 _PRE_FLASH_SOURCES = ("2104.04473", "SC21")
@@ -104,7 +112,18 @@ def _case_model(c: dict) -> LLMConfig:
         )
     from ..workload._load import load_model
 
-    return load_model(str(m.get("name", "")).split(" (")[0])
+    name = str(m.get("name", ""))
+    cands = [name, name.split(" (")[0]]
+    inner = re.search(r"\(([^)]*)\)", name)
+    if inner:
+        cands.append(inner.group(1))
+    err = None
+    for cand in cands:
+        try:
+            return load_model(cand.strip())
+        except ValueError as e:
+            err = err or e
+    raise err
 
 
 def _interleave(par: dict, n_layers: int) -> int:
@@ -127,11 +146,28 @@ def _recompute(par: dict) -> int:
     return Recompute.NONE
 
 
-def _system_for(c: dict):
+def _resolve_system(name: str):
+    """A system config for an accelerator name: as given, without a parenthetical, the
+    parenthetical alone, or with spaces as dashes ("Cerebras WSE-2 (CS-2)" -> wse2)."""
     from ..io import load_system
 
+    cands = [name, name.split(" (")[0]]
+    inner = re.search(r"\(([^)]*)\)", name)
+    if inner:
+        cands.append(inner.group(1))
+    cands += [c.replace(" ", "-") for c in list(cands)]
+    err = None
+    for cand in cands:
+        try:
+            return load_system(cand.strip())
+        except ValueError as e:
+            err = err or e
+    raise err
+
+
+def _system_for(c: dict):
     hw = c["hardware"]
-    system = load_system(str(hw["accelerator"]))
+    system = _resolve_system(str(hw["accelerator"]))
     if not isinstance(system, GPUSystem):
         return None, system
     kw = {f: getattr(system, f) for f in system.__annotations__}
@@ -203,15 +239,116 @@ def _training_metric(c, metrics) -> float | None:
     return None
 
 
+# Prompt/output lengths assumed when a decode-speed case gives none (WaferLLM reports a
+# per-request decode rate without lengths): a short prompt, where the KV cache is small.
+DEFAULT_PROMPT, DEFAULT_OUTPUT = 128, 128
+
+
+def inference_setup(c: dict):
+    """(system, tech or None, workload, mapping or None) of an inference case.
+
+    GPU cases run under their own TP (and PP) with one replica per ``count`` GPUs; wafer
+    cases give no mapping we can express, so the mapping search picks the best one.
+    """
+    from ..design._wafer import WaferDesign
+    from ..io import load_tech, system_tech_name
+    from ..workload._llm import InferenceWorkload
+
+    system, original = _system_for(c)
+    model = _case_model(c)
+    seq = c.get("seq_len") or {}
+    if not isinstance(seq, dict):
+        raise ValueError(f"case {c['id']}: inference seq_len must be {{input, output}}")
+    prompt = int(seq.get("input", DEFAULT_PROMPT))
+    output = int(seq.get("output", DEFAULT_OUTPUT))
+    batch = int((c.get("batch") or {}).get("batch_size", 1))
+    prec = str(c.get("precision", "fp16")).lower()
+    bits = 8.0 if "fp8" in prec else 16.0
+    wl = InferenceWorkload(
+        model, batch=batch, prompt_len=prompt, output_len=output, precision_bits=bits, kv_bits=bits
+    )
+    if isinstance(original, WaferDesign):
+        name = str(c["hardware"]["accelerator"])
+        tech = None
+        for cand in (name, name.split(" (")[0].replace(" ", "-")):
+            try:
+                tech = load_tech(system_tech_name(cand))
+                break
+            except ValueError:
+                continue
+        if tech is None:
+            tech = load_tech("n7")
+        return original, tech, wl, None
+    par = c.get("parallelism", {})
+    tp, pp = int(par.get("tp", 1)), int(par.get("pp", 1))
+    n = float(c["hardware"].get("count", tp * pp))
+    mp = Mapping(tp=tp, pp=pp, dp=max(1, int(n) // (tp * pp)), micro_batch=batch)
+    return system, None, wl, mp
+
+
+def _inference_metric(c, m) -> float | None:
+    metric = str(c["metric"]).lower()
+    unit = str(c.get("unit", "")).lower()
+    n = float(c["hardware"].get("count", 1))
+    if "first-token" in metric or "ttft" in metric or "first token" in metric:
+        return float(m.ttft_s) * (1e3 if unit == "ms" else 1.0)
+    if "per request" in metric or "per user" in metric:
+        return float(m.tokens_per_s_per_user)
+    if "tokens/s per gpu" in metric:
+        return float(m.tokens_per_s) / n
+    if "tokens/s" in metric:
+        return float(m.tokens_per_s)
+    return None
+
+
+def _predict_inference(c: dict) -> CaseResult:
+    from .._violations import describe
+    from ..metrics._evaluate import default_mappings, evaluate_point, make_evaluator
+
+    try:
+        system, tech, wl, mp = inference_setup(c)
+    except (KeyError, ValueError) as e:
+        return _unsupported(c, f"case setup incomplete: {e}")
+    metric = str(c["metric"]).lower()
+    if mp is None:  # wafer: best mapping for the case's metric
+        objective = "ttft" if "first" in metric else ("latency" if "request" in metric else "time")
+        maps = default_mappings(system, wl)
+        res = make_evaluator(wl, mappings=maps, tech=tech, objective=objective)(system)
+        import jax
+
+        m = jax.tree_util.tree_map(lambda x: x[0], res.metrics)
+    else:
+        m = evaluate_point(system, wl, mp, tech)
+    pred = _inference_metric(c, m)
+    if pred is None:
+        return _unsupported(c, f"metric {c['metric']!r} is not one the model predicts")
+    meas = float(c["value"])
+    viol = int(np.asarray(m.violations))
+    return CaseResult(
+        id=c["id"],
+        category=c.get("category"),
+        metric=c["metric"],
+        unit=c.get("unit"),
+        measured=meas,
+        predicted=pred,
+        error_pct=100.0 * (pred - meas) / meas,
+        status="ok" if viol == 0 else "ok (infeasible: " + ", ".join(describe(viol)) + ")",
+        reason="",
+    )
+
+
 def predict_case(c: dict) -> CaseResult:
     """Predict one case (or say why it is unsupported)."""
     from ..cost.gpu import gpu_training_step
 
     cat = c.get("category")
+    if cat == "inference":
+        try:
+            return _predict_inference(c)
+        except ValueError as e:
+            return _unsupported(c, f"hardware not modelled: {e}")
     if cat != "training":
-        return _unsupported(
-            c, f"{cat} cases need the inference cost model (not implemented yet: issue 3)"
-        )
+        return _unsupported(c, f"unknown category {cat!r} (expected training or inference)")
     try:
         system, original = _system_for(c)
     except ValueError as e:

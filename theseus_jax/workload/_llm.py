@@ -263,7 +263,9 @@ class InferenceWorkload(eqx.Module):
     ``kv_bits`` the KV-cache precision. Continuous batching is approximated by a steady-state
     batch: decode steps see the mean context ``prompt_len + output_len / 2``.
     ``max_tpot_s`` (> 0) bounds the time per output token: mappings slower than it are
-    flagged ``LATENCY`` (0 = no bound).
+    flagged ``LATENCY`` (0 = no bound). ``prefill_chunk_tokens`` is the most tokens one
+    prefill pass holds activations for (TensorRT-LLM ``max_num_tokens``, vLLM
+    ``max_num_batched_tokens``): it sizes the activation workspace, not the time.
     """
 
     model: LLMConfig
@@ -273,6 +275,7 @@ class InferenceWorkload(eqx.Module):
     precision_bits: jnp.ndarray
     kv_bits: jnp.ndarray
     max_tpot_s: jnp.ndarray
+    prefill_chunk_tokens: jnp.ndarray
 
     def __init__(
         self,
@@ -284,6 +287,7 @@ class InferenceWorkload(eqx.Module):
         precision_bits=16.0,
         kv_bits=16.0,
         max_tpot_s=0.0,
+        prefill_chunk_tokens=8192.0,
     ):
         self.model = model
         self.batch = _f(batch)
@@ -292,6 +296,7 @@ class InferenceWorkload(eqx.Module):
         self.precision_bits = _f(precision_bits)
         self.kv_bits = _f(kv_bits)
         self.max_tpot_s = _f(max_tpot_s)
+        self.prefill_chunk_tokens = _f(prefill_chunk_tokens)
 
     @property
     def global_batch(self):

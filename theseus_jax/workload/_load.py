@@ -469,7 +469,8 @@ def load_inference_workload(
         batch: concurrent sequences (requests).
         prompt_len, output_len: tokens per request.
         precision: GEMM/weight precision, ``"bf16"``, ``"fp16"`` or ``"fp8"``.
-        kv_precision: KV-cache precision (default: 16-bit).
+        kv_precision: KV-cache precision (default: the GEMM precision, so an fp8 deployment
+            keeps an fp8 KV cache).
         max_tpot_s: bound on the time per output token (0 = none).
     """
     src = str(name_or_path)
@@ -478,7 +479,7 @@ def load_inference_workload(
     s_in = _int(over, "prompt_len", "argument", src)
     s_out = _int(over, "output_len", "argument", src)
     prec = _str({"precision": precision}, "precision", "argument", src, tuple(PRECISION_BITS))
-    kv = "bf16" if kv_precision is None else kv_precision
+    kv = prec if kv_precision is None else kv_precision
     kv = _str({"kv_precision": kv}, "kv_precision", "argument", src, tuple(PRECISION_BITS))
     if not max_tpot_s >= 0.0:
         raise ValueError(f"max_tpot_s must be >= 0 seconds, got {max_tpot_s}")
