@@ -6,7 +6,9 @@ Prints
   (b) the time of the complete parallelism search for GPT-3 175B on 1024 A100 (every legal
       TP x PP x DP x micro-batch x recompute x interleaving x flag combination);
   (c) XLA's FLOPs per evaluation (compiled cost analysis) and the fraction of this machine's
-      peak reached (peak measured here with a large float32 matmul).
+      peak reached (peak measured here with a large float32 matmul);
+  (d) inference (design, mapping) evaluations per second: Llama-3.1-70B serving (batch 64,
+      2048 in / 256 out) over the same WSC designs, and every inference mapping on 64 H100.
 Medians of several runs after one warm-up (compilation is reported separately).
 
 Usage:
@@ -27,9 +29,14 @@ import numpy as np
 
 from theseus_jax.design._space import load_space
 from theseus_jax.io import load_system, load_tech
-from theseus_jax.mapping import enumerate_gpu_mappings, enumerate_wafer_mappings
+from theseus_jax.mapping import (
+    enumerate_gpu_inference_mappings,
+    enumerate_gpu_mappings,
+    enumerate_wafer_inference_mappings,
+    enumerate_wafer_mappings,
+)
 from theseus_jax.metrics._evaluate import make_evaluator
-from theseus_jax.workload import load_training_workload
+from theseus_jax.workload import load_inference_workload, load_training_workload
 
 
 def _median_time(fn, repeats):
@@ -139,6 +146,26 @@ def main(argv=None) -> int:
         "machine_peak_flop_per_s (measured f32 matmul)": peak,
         "fraction_of_peak": per_eval * out["wsc"]["design_mapping_evals_per_s"] / peak,
     }
+    # (d) inference
+    iwl = load_inference_workload("llama-3.1-70b", batch=64, prompt_len=2048, output_len=256)
+    imaps = enumerate_wafer_inference_mappings(iwl, max_reticles=r_max)
+    iev = make_evaluator(iwl, mappings=imaps, tech=tech, objective="latency")
+    jax.block_until_ready(iev(designs))
+    ti, _ = _median_time(lambda: iev(designs), args.repeats)
+    import equinox as eqx
+
+    h100 = eqx.tree_at(lambda s: s.n_gpus, load_system("h100_dgx"), jnp.float32(64))
+    gimaps = enumerate_gpu_inference_mappings(iwl, 64)
+    giev = make_evaluator(iwl, mappings=gimaps)
+    jax.block_until_ready(giev(h100))
+    tg, _ = _median_time(lambda: giev(h100), args.repeats)
+    out["inference"] = {
+        "wsc_mappings_per_design": imaps.size(),
+        "wsc_design_mapping_evals_per_s": args.designs * imaps.size() / ti,
+        "wsc_designs_per_s": args.designs / ti,
+        "h100x64_mappings": gimaps.size(),
+        "h100x64_search_s": tg,
+    }
     if args.json:
         print(json.dumps(out, indent=1))
     else:
@@ -164,6 +191,14 @@ def main(argv=None) -> int:
             f"{x['achieved_flop_per_s']:.3g} FLOP/s achieved = "
             f"{100 * x['fraction_of_peak']:.1f}% of this machine's measured f32 matmul peak "
             f"({x['machine_peak_flop_per_s (measured f32 matmul)']:.3g} FLOP/s)"
+        )
+        i = out["inference"]
+        print(
+            f"(d) inference, Llama-3.1-70B (64 x 2048/256): "
+            f"{i['wsc_design_mapping_evals_per_s']:.3g} (design, mapping) evals/s over "
+            f"{i['wsc_mappings_per_design']} wafer mappings "
+            f"({i['wsc_designs_per_s']:.3g} designs/s); 64 x H100: {i['h100x64_mappings']} "
+            f"mappings in {1e3 * i['h100x64_search_s']:.1f} ms"
         )
     return 0
 
