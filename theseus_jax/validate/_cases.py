@@ -112,15 +112,23 @@ def _case_model(c: dict) -> LLMConfig:
         )
     from ..workload._load import load_model
 
-    name = str(m.get("name", ""))
+    return _first_loadable(load_model, str(m.get("name", "")), dashes=False)
+
+
+def _first_loadable(loader, name: str, *, dashes: bool):
+    """``loader`` of the first spelling of ``name`` it accepts: as given, without a
+    parenthetical, the parenthetical alone (and, with ``dashes``, each with spaces as
+    dashes: "Cerebras WSE-2 (CS-2)" -> "Cerebras-WSE-2"); else the first spelling's error."""
     cands = [name, name.split(" (")[0]]
     inner = re.search(r"\(([^)]*)\)", name)
     if inner:
         cands.append(inner.group(1))
+    if dashes:
+        cands += [c.replace(" ", "-") for c in list(cands)]
     err = None
     for cand in cands:
         try:
-            return load_model(cand.strip())
+            return loader(cand.strip())
         except ValueError as e:
             err = err or e
     raise err
@@ -151,18 +159,7 @@ def _resolve_system(name: str):
     parenthetical alone, or with spaces as dashes ("Cerebras WSE-2 (CS-2)" -> wse2)."""
     from ..io import load_system
 
-    cands = [name, name.split(" (")[0]]
-    inner = re.search(r"\(([^)]*)\)", name)
-    if inner:
-        cands.append(inner.group(1))
-    cands += [c.replace(" ", "-") for c in list(cands)]
-    err = None
-    for cand in cands:
-        try:
-            return load_system(cand.strip())
-        except ValueError as e:
-            err = err or e
-    raise err
+    return _first_loadable(load_system, name, dashes=True)
 
 
 def _system_for(c: dict):
@@ -269,15 +266,7 @@ def inference_setup(c: dict):
     )
     if isinstance(original, WaferDesign):
         name = str(c["hardware"]["accelerator"])
-        tech = None
-        for cand in (name, name.split(" (")[0].replace(" ", "-")):
-            try:
-                tech = load_tech(system_tech_name(cand))
-                break
-            except ValueError:
-                continue
-        if tech is None:
-            tech = load_tech("n7")
+        tech = load_tech(_first_loadable(system_tech_name, name, dashes=True))
         return original, tech, wl, None
     par = c.get("parallelism", {})
     tp, pp = int(par.get("tp", 1)), int(par.get("pp", 1))
