@@ -1,5 +1,10 @@
 """F1: the cycle-level NoC simulator."""
 
 from ._measure import MeasureSpec as MeasureSpec, measure as measure, measure_batch as measure_batch
-from ._mesh import PATTERNS as PATTERNS, MeshConfig as MeshConfig, SimState as SimState
-from ._mesh import make_mesh_sim as make_mesh_sim, run as run
+from ._mesh import (
+    PATTERNS as PATTERNS,
+    MeshConfig as MeshConfig,
+    SimState as SimState,
+    make_mesh_sim as make_mesh_sim,
+    run as run,
+)

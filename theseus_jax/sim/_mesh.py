@@ -256,7 +256,7 @@ def make_mesh_sim(cfg: MeshConfig):
 
     def _write_flit(s, port_mask, vc, dest, src, ctime, head, tail, now):
         """Write one flit per (node, port) where ``port_mask`` into VC ``vc``."""
-        onehot = port_mask[..., None] & (vid == vc[..., None])  # [n, P, V]
+        onehot = port_mask[..., None] & (vid[None, None, :] == vc[..., None])  # [n, P, V]
         newpk = onehot & (head[..., None] > 0)
         rc = _xy_route(dest)
         return s._replace(
@@ -332,10 +332,10 @@ def make_mesh_sim(cfg: MeshConfig):
         won = o_grant[:, :, None] & (va_p[:, :, None] == jnp.arange(P)[None, None, :])  # [n,o,p]
         got_p = jnp.any(won, axis=1)  # [n, p]
         got_vc = jnp.sum(jnp.where(won, first_free[:, :, None], 0), axis=1)  # [n, p]
-        got = got_p[..., None] & (vid == va_v[..., None])  # [n, P, V]
+        got = got_p[..., None] & (vid[None, None, :] == va_v[..., None])  # [n, P, V]
         ovc = jnp.where(got, got_vc[..., None], s.ovc)
         sa_ready = jnp.where(got, now + cfg.vc_alloc_delay, s.sa_ready)
-        busy_add = o_grant[..., None] & (vid == first_free[..., None])
+        busy_add = o_grant[..., None] & (vid[None, None, :] == first_free[..., None])
         busy_add = busy_add.at[:, LOCAL, :].set(False)
         ovc_busy = s.ovc_busy | busy_add
         ovc_tail_sent = s.ovc_tail_sent & ~busy_add
@@ -374,7 +374,7 @@ def make_mesh_sim(cfg: MeshConfig):
         win_in = jnp.zeros((n, P), bool).at[node[:, None], pick_p].max(out_grant)  # [n, p]
         sa_in_ptr = jnp.where(win_in, (pick_v + 1) % V, s.sa_in_ptr)
         sa_out_ptr = jnp.where(out_grant, (pick_p + 1) % P, s.sa_out_ptr)
-        win = win_in[..., None] & (vid == pick_v[..., None])  # [n, P, V]
+        win = win_in[..., None] & (vid[None, None, :] == pick_v[..., None])  # [n, P, V]
 
         # ---- F: switch traversal ---------------------------------------------------------------
         is_head = win & (s.sent == 0)
@@ -408,18 +408,16 @@ def make_mesh_sim(cfg: MeshConfig):
             [rec[:, LOCAL, 0], rec[:, LOCAL, 3], rec[:, LOCAL, 4], rec[:, LOCAL, 6]], axis=-1
         )
         eject = jnp.concatenate([s.eject[1:], ej_rec[None]], axis=0)
-        used = (o_valid[..., None] & (vid == pick(f_ovc)[..., None])).astype(jnp.int32)
+        used = (o_valid[..., None] & (vid[None, None, :] == pick(f_ovc)[..., None])).astype(jnp.int32)
         credits = credits - used.at[:, LOCAL].set(0)
-        d2d_busy_until = jnp.where(
-            o_valid[:, :4] & cross, now + cfg.d2d_period, s.d2d_busy_until
-        )
+        d2d_busy_until = jnp.where(o_valid[:, :4] & cross, now + cfg.d2d_period, s.d2d_busy_until)
         # credits to the upstream router for the freed input slot (ports 0-3)
         freed = win[:, :4, :].astype(jnp.int32)  # [n, p, V] at the receiver
         up = freed[nb_safe, opp[:4][None, :]] * has_nb[..., None]  # [m, o, V] at the sender
         credit = jnp.concatenate([s.credit[1:], up[None]], axis=0)
         # tails free the input VC and mark the output VC for release
         tail_o = jnp.any(to_o & (f_tail[:, :, None] > 0), axis=1)  # [n, o]
-        tail_vc = (tail_o[..., None] & (vid == pick(f_ovc)[..., None]))
+        tail_vc = tail_o[..., None] & (vid[None, None, :] == pick(f_ovc)[..., None])
         ovc_tail_sent = ovc_tail_sent | tail_vc
         release = ovc_tail_sent & (credits >= B)
         ovc_busy = ovc_busy & ~release
