@@ -1,0 +1,750 @@
+r"""F1: F0's compute and memory model plus *simulated* on-wafer communication.
+
+F0 (:mod:`theseus_jax.cost.wafer`) charges three kinds of on-wafer traffic for a training
+step. F1 keeps F0's compute, memory, optimizer and off-wafer terms and replaces the
+network's ideal-bandwidth / M/D/1 assumptions by measurements of the cycle-level mesh
+simulator (:mod:`theseus_jax.sim`) on small representative windows at steady state,
+hierarchically:
+
+1. **GEMM streams on a stage region (core level).** F0 partitions every GEMM 2-D over the
+   region's ``P x P`` cores: inputs are multicast along rows and partial sums reduced along
+   columns, hop by hop, one stream per link (XY routing puts rows and columns on disjoint
+   links, so one of them, the busiest, is simulated). The window is an ``8 x 8`` core mesh
+   with the **neighbor** pattern (each core streams to its +x neighbour; the wrap-around
+   flow of the last column loads every -x link once, like the other half of a centre-out
+   multicast): every link carries exactly one stream, and every packet is one hop of a
+   store-and-forward chain, as in the reduction where each core adds and forwards. It is
+   offered F0's paced link utilisation ``rho = t_bw / tau`` of each GEMM (``tau`` = F0's
+   phase duration: ``max(t_compute, tau*)`` when TP traffic overlaps compute). Measured:
+   accepted throughput (effective-bandwidth factor ``accepted / offered``, capped at 1) and
+   the contention wait per hop ``W(rho) = latency(rho) - latency(low load)`` in cycles.
+   When the region spans reticles F0 sizes the stream by the reticle-crossing link (at
+   ``d2d_bw_ratio``); the window's x-links are then all of that class
+   (``d2d_period = round(1 / d2d_bw_ratio)``) so that the window measures the bottleneck.
+   A load the window cannot sustain (accepted < 97% of offered) is re-simulated at 90% of
+   the window's saturation throughput (cores stall under back-pressure and pace themselves
+   just below saturation): the factor is then ``0.9 sat / rho``, the wait that of the
+   paced point.
+   F1 GEMM time: ``tau / factor`` (+ ``t_compute`` when not overlapped) + F0's zero-load
+   latency + ``hops x W``: the same form as F0, whose queueing term is
+   ``hops x M/D/1(rho)`` with a one-cycle service time and ideal link capacity.
+2. **Attention all-to-all (core level).** F0 sends the Q/K/V/head-output redistribution
+   through the region's bisection. Window: ``8 x 8`` core mesh, **uniform** random traffic
+   (the all-to-all's destination mix), offered beyond saturation; the factor is the
+   measured saturation throughput over the channel-load bound of uniform traffic on a
+   ``k x k`` mesh (``4 / k`` flits/node/cycle, divided by ``d2d_period`` when the region
+   spans reticles: the window's bisection links are then reticle crossings). F1 all-to-all
+   time = F0's / factor.
+3. **Pipeline point-to-point and data-parallel reduction (reticle level).** Both move bulk
+   data between neighbouring regions across reticle boundaries (F0: ``side x d2d`` link
+   bandwidth). Window: the wafer's reticle array as a mesh of reticle routers (capped at
+   ``16 x 16``), every link a reticle crossing (``d2d_period``), **neighbor** traffic
+   offered beyond saturation; the factor is the accepted rate over the crossing-link
+   capacity ``1 / d2d_period``. F1 applies it to the on-wafer bandwidth terms of the
+   pipeline transfers and of the gradient reduction (off-wafer links are not NoC and keep
+   F0's time); latency terms keep F0's values.
+
+The simulated router matches the technology's per-hop delay (``link_pipe = round(router +
+link delay)``, credits return over the same wire, no extra routing / VC-allocation stages),
+takes the design's virtual channels and buffer depth, and packets of 512 payload bits
+(``ceil(512 / link width)`` flits, 1 to 8). The step is then composed exactly as F0 does
+(the pipeline bubble, the weight-streaming stall and the exposed data-parallel reduction
+follow the F1 stage time); energy is F0's dynamic energy plus static power over the F1 step
+time. :func:`recompose` with unit factors reproduces F0 (a test checks it), so every
+difference between F0 and F1 comes from the simulated network.
+
+Stated simplifications: one window per phase class stands for every link of that class;
+Bernoulli injection (as F0's M/D/1 assumes Poisson arrivals); the GEMM windows simulate at
+most four distinct loads per design (GEMMs with other loads are interpolated); the reticle
+crossings' extra latency (``d2d_delay_cycles``) stays analytic; F0's feasibility verdict
+(memory, power) is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._numerics import safe_div, safe_sqrt
+from ..cost._ops import ATTN_CORE, N_GEMMS, layer_ops
+from ..cost.collectives import mdl_queue_wait
+from ..cost.physical import physical_wsc
+from ..cost.training import n_microbatches, recompute_passes
+from ..cost.wafer import _dram_bw_per_reticle, wafer_training_step
+from ..design._wafer import DramKind, WaferDesign
+from ..metrics._metrics import Metrics
+from ..sim import MeshConfig, run
+
+__all__ = [
+    "evaluate_f1",
+    "F1Cost",
+    "f0_pieces",
+    "recompose",
+    "core_window_configs",
+    "simulate_loads",
+    "PACKET_PAYLOAD_BITS",
+]
+
+PACKET_PAYLOAD_BITS = 512  # payload of one packet (32 16-bit values)
+WINDOW_K = 8  # core-level window side (routers)
+RETICLE_CAP = 16  # reticle-level mesh at most 16 x 16 routers
+RHO_LOW = 0.05  # "zero-load" reference utilisation
+STABLE_FRAC = 0.97  # accepted / offered above this: the load is sustained
+PACE_FRAC = 0.9  # unsustainable loads are paced at this share of saturation
+N_SLOTS = 4  # distinct GEMM loads simulated per design
+N_GEMM_ALL = N_GEMMS + 1  # the six layer GEMMs and the logits GEMM
+
+
+class F1Cost(NamedTuple):
+    """What one F1 evaluation cost and what it measured (host-side Python values).
+
+    Attributes:
+        sim_cycles: cycles simulated, summed over every simulation run (a vmapped batch of
+            ``K`` loads counts ``K`` runs).
+        router_cycles: router-cycles simulated (``sum runs x routers x cycles``).
+        wall_s: wall-clock seconds of the whole F1 evaluation (F0 pieces, compiles, runs).
+        compile_s: seconds spent compiling simulators (0 when all were cached).
+        sim_s: seconds spent running simulators.
+        n_runs, n_compiles: simulation runs and simulator compilations.
+        gemm_rho: F0's offered link utilisation of the 7 GEMMs (6 layer GEMMs, logits).
+        gemm_factor: F1 effective-bandwidth factor of each GEMM stream (<= 1).
+        gemm_wait_cycles: F1 contention wait per hop of each GEMM stream (cycles).
+        f0_gemm_wait_cycles: F0's M/D/1 wait per hop at the same utilisation (cycles).
+        core_sat: saturation throughput of the GEMM window (fraction of link capacity).
+        a2a_factor: F1 factor of the attention all-to-all (saturation / channel-load bound).
+        reticle_factor: F1 factor of reticle-level neighbour traffic (p2p and DP).
+        windows: the simulated windows, ``(name, kx, ky, n_vcs, buf_depth, packet_size,
+            d2d_period)``.
+    """
+
+    sim_cycles: int
+    router_cycles: int
+    wall_s: float
+    compile_s: float
+    sim_s: float
+    n_runs: int
+    n_compiles: int
+    gemm_rho: tuple
+    gemm_factor: tuple
+    gemm_wait_cycles: tuple
+    f0_gemm_wait_cycles: tuple
+    core_sat: float
+    a2a_factor: float
+    reticle_factor: float
+    windows: tuple
+
+
+# ---------------------------------------------------------------------------------------------
+# F0's pieces (mirrors theseus_jax.cost.wafer.wafer_training_step; see recompose)
+# ---------------------------------------------------------------------------------------------
+
+
+def _gemm_streams(design, tech, cores, m, n, k, count, bits, d2d_cross):
+    """Per-GEMM pieces of :func:`theseus_jax.cost.wafer.region_gemm`: compute time, busiest
+    link time ``t_bw``, hops, zero-load latency and F0's pacing optimum ``tau*``."""
+    f = design.clock_hz
+    a = safe_sqrt(design.macs_per_core)
+    c_inst = jnp.maximum(safe_div(cores, count), 1.0)
+    p = safe_sqrt(c_inst)
+    busy = jnp.minimum(1.0, safe_div(k, p)) * jnp.minimum(1.0, safe_div(n, p))
+    k_loc = jnp.maximum(safe_div(k, p), 1.0)
+    n_loc = jnp.maximum(safe_div(n, p), 1.0)
+
+    def pad_eff(x, w):
+        xx = jnp.maximum(x, 1.0)
+        return safe_div(xx, jnp.ceil(safe_div(xx, w) - 1e-4) * w)
+
+    eta_pad = pad_eff(k_loc, a) * pad_eff(n_loc, a)
+    eta_sram = jnp.minimum(1.0, safe_div(design.sram_bw_bits_per_cycle, 3.0 * bits * a))
+    peak_core = 2.0 * design.macs_per_core * f * safe_div(16.0, bits)
+    t_comp = safe_div(2.0 * m * n * k * count, cores * peak_core * busy * eta_pad * eta_sram)
+    link_vals = jnp.maximum(m * k, m * n) / p
+    link_bw = design.link_bw_bytes_per_s() * jnp.where(
+        d2d_cross > 0, jnp.minimum(1.0, design.d2d_bw_ratio), 1.0
+    )
+    t_bw = safe_div(link_vals * bits / 8.0, link_bw) * jnp.where(c_inst > 1.0, 1.0, 0.0)
+    t_bw = t_bw * jnp.minimum(1.0, safe_div(cores, count))
+    hops = p
+    cyc = safe_div(1.0, f)
+    lat0 = (
+        hops * (tech.router_delay_cycles + tech.link_delay_cycles)
+        + 0.5 * p * tech.reduce_add_cycles
+        + d2d_cross * tech.d2d_delay_cycles
+    ) * cyc
+    tau_star = jnp.maximum(t_bw / 0.95, t_bw + safe_sqrt(0.5 * hops * cyc * t_bw))
+    return t_comp, t_bw, hops, lat0, tau_star
+
+
+def f0_pieces(design, tech, phys, workload, mp) -> dict:
+    """The terms of F0's training step that F1 re-uses or re-times, as a dict of arrays.
+
+    Mirrors :func:`theseus_jax.cost.wafer.wafer_training_step` line by line (GEMM index 6
+    is the logits GEMM of the last stage); :func:`recompose` with unit factors gives back
+    F0's step time and breakdown.
+    """
+    mdl = workload.model
+    f = design.clock_hz
+    bits = workload.precision_bits
+    R = design.reticles_per_wafer()
+    R_tot = R * design.n_wafers
+    tp = jnp.where(mp.tp > 0, mp.tp, R)
+    p = mp.pp
+    dp = jnp.where(mp.dp > 0, mp.dp, jnp.floor(safe_div(R_tot, tp * p)))
+    dp = jnp.maximum(dp, 1.0)
+    b = mp.micro_batch
+    m = n_microbatches(workload.global_batch, dp, b)
+    cores = tp * design.usable_cores_per_reticle()
+    side = safe_sqrt(cores)
+    crosses = jnp.maximum(safe_sqrt(tp) - 1.0, 0.0)
+    ops = layer_ops(workload, b, 1.0, 0.0)
+    full, sel = recompute_passes(mp.recompute, mp.recompute_layers)
+    layers = safe_div(mdl.n_layers, p)
+    T = b * workload.seq_len
+    bytes_el = bits / 8.0
+
+    gm = jnp.concatenate([ops.m, jnp.atleast_1d(T)])
+    gn = jnp.concatenate([ops.n, jnp.atleast_1d(mdl.vocab_size)])
+    gk = jnp.concatenate([ops.k, jnp.atleast_1d(mdl.d_model)])
+    gc = jnp.concatenate([ops.count, jnp.ones(1)])
+    t_comp, t_bw, hops, lat0, tau_star = _gemm_streams(
+        design, tech, cores, gm, gn, gk, gc, bits, crosses
+    )
+    is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
+    passes = jnp.concatenate([3.0 + full + sel * is_attn, jnp.atleast_1d(3.0)])
+
+    a2a_vals = T * (safe_div(mdl.attn_in_params(), mdl.d_model) + mdl.v_dim())
+    bisect_bw = (
+        side
+        * design.link_bw_bytes_per_s()
+        * jnp.where(crosses > 0, jnp.minimum(1.0, design.d2d_bw_ratio), 1.0)
+    )
+    a2a_s = (3.0 + full + sel) * safe_div(0.5 * a2a_vals * bytes_el, bisect_bw)
+    vec_rate = cores * design.macs_per_core * tech.vector_flops_per_mac * f
+    vec_s = safe_div(ops.vec_flops_fwd * (3.0 + full), vec_rate)
+
+    dram_bw_ret = _dram_bw_per_reticle(design, tech, phys)
+    offwafer_bw_ret = safe_div(design.inter_wafer_bw_bytes_per_s, R)
+    has_dram = design.dram_kind != DramKind.NONE
+    stream_bw = tp * jnp.where(has_dram, dram_bw_ret, offwafer_bw_ret)
+    layer_w_bytes = ops.weight_params * bytes_el
+    stream_bytes_layer = layer_w_bytes * (2.0 + full) + ops.weight_params * workload.main_grad_bytes
+    stream_s_layer = safe_div(stream_bytes_layer, stream_bw)
+
+    # spill (memory capacity) is not affected by the network: take F0's exposed memory
+    # term apart from the stall, which F1 recomputes
+    p2p_bytes = T * mdl.d_model * bytes_el
+    boundary_bw = side * design.d2d_link_bw_bytes_per_s()
+    p2p_bw_s = safe_div(p2p_bytes, boundary_bw)
+    p2p_lat_s = safe_div(
+        side * (tech.router_delay_cycles + tech.link_delay_cycles) + tech.d2d_delay_cycles, f
+    )
+    span_wafers = tp * p > R
+    pipes_per_wafer = jnp.maximum(safe_div(R, tp * p), 1.0)
+    p2p_off_s = safe_div(p2p_bytes * pipes_per_wafer, design.inter_wafer_bw_bytes_per_s)
+
+    emb = mdl.vocab_size * mdl.d_model
+    params_region = layers * ops.weight_params + jnp.where(p > 1, emb, mdl.embedding_params())
+    grad_bytes = params_region * workload.main_grad_bytes
+    frac = safe_div(dp - 1.0, dp)
+    on_dp = 2.0 * frac * safe_div(grad_bytes, boundary_bw)
+    regions_per_wafer = jnp.minimum(safe_div(R, tp), dp * p)
+    wafers_spanned = jnp.ceil(safe_div(dp * tp * p, R) - 1e-4)
+    off_dp = 2.0 * frac * safe_div(grad_bytes * regions_per_wafer, design.inter_wafer_bw_bytes_per_s)
+
+    return dict(
+        clock_hz=f,
+        tp=tp,
+        pp=p,
+        dp=dp,
+        m=m,
+        crosses=crosses,
+        layers=layers,
+        full=full,
+        interleave=mp.interleave,
+        tp_overlap=mp.tp_overlap,
+        dp_overlap=mp.dp_overlap,
+        stream=mp.stream,
+        t_comp=t_comp,
+        t_bw=t_bw,
+        hops=hops,
+        lat0=lat0,
+        tau_star=tau_star,
+        passes=passes,
+        a2a_s=a2a_s,
+        vec_s=vec_s,
+        stream_s_layer=stream_s_layer,
+        p2p_bw_s=p2p_bw_s,
+        p2p_lat_s=p2p_lat_s,
+        span_wafers=span_wafers.astype(jnp.float32),
+        p2p_off_s=p2p_off_s,
+        on_dp=on_dp,
+        off_dp=off_dp,
+        wafers_spanned=wafers_spanned,
+        n_vcs=design.n_vcs,
+        buffer_depth=design.buffer_depth,
+        link_bits=design.link_bits_per_cycle,
+        d2d_bw_ratio=design.d2d_bw_ratio,
+        reticle_rows=design.reticle_rows,
+        reticle_cols=design.reticle_cols,
+    )
+
+
+_f0_pieces_jit = jax.jit(f0_pieces)
+_f0_step_jit = jax.jit(lambda d, t, w, mp: wafer_training_step(d, t, physical_wsc(d, t), w, mp))
+
+
+def _tau(pc):
+    """F0's phase duration of each GEMM stream (paced): overlap -> max(t_comp, tau*)."""
+    ovl = pc["tp_overlap"] > 0
+    return np.where(ovl, np.maximum(pc["t_comp"], pc["tau_star"]), pc["tau_star"])
+
+
+def f0_rho(pc) -> np.ndarray:
+    """F0's link utilisation of each GEMM stream (0 where there is no mesh traffic)."""
+    tau = _tau(pc)
+    return np.where(pc["t_bw"] > 0, pc["t_bw"] / np.maximum(tau, 1e-30), 0.0)
+
+
+def recompose(pc, metrics0: Metrics, *, gemm_factor=None, gemm_wait=None, a2a_factor=1.0,
+              reticle_factor=1.0) -> dict:
+    """Compose a training step from F0's pieces and network factors (host side, numpy).
+
+    Args:
+        pc: :func:`f0_pieces` as numpy.
+        metrics0: F0's metrics of the same point (its spill and optimizer terms are kept).
+        gemm_factor: effective-bandwidth factor of each GEMM stream (7,), default 1.
+        gemm_wait: contention wait per hop of each GEMM stream in cycles (7,); default
+            F0's M/D/1 wait ``rho / (2 (1 - rho))`` (rho clipped at 0.95).
+        a2a_factor: factor of the attention all-to-all.
+        reticle_factor: factor of the on-wafer pipeline and DP transfers.
+
+    Returns:
+        dict with ``step_time_s`` and the breakdown fields; with the defaults it is F0.
+    """
+    rho = f0_rho(pc)
+    fac = np.ones(N_GEMM_ALL) if gemm_factor is None else np.asarray(gemm_factor, float)
+    if gemm_wait is None:
+        gemm_wait = np.asarray(mdl_queue_wait(jnp.asarray(rho)), float)
+    has = pc["t_bw"] > 0
+    cyc = 1.0 / pc["clock_hz"]
+    tau = _tau(pc)
+    tau_f1 = tau / np.maximum(fac, 1e-9)
+    lat = pc["lat0"] + pc["hops"] * cyc * np.asarray(gemm_wait, float)
+    ovl = pc["tp_overlap"] > 0
+    t_alone = tau_f1 + lat
+    t_gemm = np.where(has, np.where(ovl, t_alone, pc["t_comp"] + t_alone), pc["t_comp"])
+    t_ovl = np.where(has, t_alone, pc["t_comp"])  # logits: always overlapped (as F0)
+    passes = pc["passes"]
+    layer_comp = float(np.sum(pc["t_comp"][:N_GEMMS] * passes[:N_GEMMS]))
+    layer_gemm = float(np.sum(t_gemm[:N_GEMMS] * passes[:N_GEMMS]))
+    logit_s = 3.0 * float(t_ovl[N_GEMMS])
+    a2a_s = float(pc["a2a_s"]) / max(a2a_factor, 1e-9)
+    vec_s = float(pc["vec_s"])
+    layers, m, p, v = (float(pc[k]) for k in ("layers", "m", "pp", "interleave"))
+    stall = 0.0
+    if pc["stream"] > 0:
+        stall = max(float(pc["stream_s_layer"]) - (layer_gemm + vec_s + a2a_s), 0.0)
+    # F0's spill share of the memory term (not network-dependent)
+    stall0 = 0.0
+    if pc["stream"] > 0:
+        l0 = _f0_layer_gemm(pc)
+        stall0 = max(float(pc["stream_s_layer"]) - (l0 + vec_s + float(pc["a2a_s"])), 0.0)
+    spill_s = max(float(metrics0.memory_s) / max(m, 1.0) - layers * stall0, 0.0)
+
+    stage_compute = layers * (layer_comp + vec_s) + logit_s
+    stage_tp = layers * (layer_gemm - layer_comp + a2a_s)
+    stage_memory = layers * stall + spill_s
+    on_wafer = float(pc["p2p_bw_s"]) / max(reticle_factor, 1e-9) + float(pc["p2p_lat_s"])
+    p2p_one = max(on_wafer, float(pc["p2p_off_s"])) if pc["span_wafers"] > 0 else on_wafer
+    p2p_s = 2.0 * v * p2p_one if p > 1 else 0.0
+    t_mb = stage_compute + stage_tp + stage_memory + p2p_s
+    bubble = (p - 1.0) / v * t_mb
+    on_dp = float(pc["on_dp"]) / max(reticle_factor, 1e-9)
+    dp_raw = 0.0
+    if pc["dp"] > 1:
+        dp_raw = max(on_dp, float(pc["off_dp"])) if pc["wafers_spanned"] > 1 else on_dp
+    full = float(pc["full"])
+    window = (2.0 + full) / (3.0 + full) * (t_mb - logit_s)
+    dp_s = max(dp_raw - window, 0.0) if pc["dp_overlap"] > 0 else dp_raw
+    opt = float(metrics0.optimizer_s)
+    step = (m + (p - 1.0) / v) * t_mb + dp_s + opt
+    return dict(
+        step_time_s=step,
+        compute_s=m * stage_compute,
+        memory_s=m * stage_memory,
+        tp_comm_s=m * stage_tp,
+        pp_comm_s=m * p2p_s,
+        bubble_s=bubble,
+        dp_comm_s=dp_s,
+        optimizer_s=opt,
+    )
+
+
+def _f0_layer_gemm(pc) -> float:
+    rho = f0_rho(pc)
+    wait = np.asarray(mdl_queue_wait(jnp.asarray(rho)), float)
+    has = pc["t_bw"] > 0
+    t_alone = _tau(pc) + pc["lat0"] + pc["hops"] / pc["clock_hz"] * wait
+    ovl = pc["tp_overlap"] > 0
+    t_gemm = np.where(has, np.where(ovl, t_alone, pc["t_comp"] + t_alone), pc["t_comp"])
+    return float(np.sum(t_gemm[:N_GEMMS] * pc["passes"][:N_GEMMS]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Simulation windows
+# ---------------------------------------------------------------------------------------------
+
+
+class _Counter:
+    def __init__(self):
+        self.sim_cycles = 0
+        self.router_cycles = 0
+        self.compile_s = 0.0
+        self.sim_s = 0.0
+        self.n_runs = 0
+        self.n_compiles = 0
+
+
+_COMPILED: dict = {}
+
+
+def _reduce(s):
+    return s.acc_flits, s.win_lat_sum, s.win_pkts, s.overflow
+
+
+def _compiled(cfg: MeshConfig, k: int, cycles: int, window: tuple, ctr: _Counter):
+    key = (cfg, k, cycles, window)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        t = time.perf_counter()
+        f = jax.jit(jax.vmap(lambda r, kk: _reduce(run(cfg, r, cycles, key=kk, window=window))))
+        fn = f.lower(
+            jax.ShapeDtypeStruct((k,), jnp.float32),
+            jax.ShapeDtypeStruct((k, 2), jnp.uint32),
+        ).compile()
+        _COMPILED[key] = fn
+        ctr.compile_s += time.perf_counter() - t
+        ctr.n_compiles += 1
+    return fn
+
+
+def _spec(max_cycles: int):
+    cycles = int(max_cycles)
+    if cycles < 200:
+        raise ValueError(f"max_cycles must be >= 200, got {max_cycles}")
+    warm = cycles // 4
+    win = cycles // 2
+    return cycles, (warm, warm + win)
+
+
+def simulate_loads(cfg: MeshConfig, rates, *, max_cycles=1600, seed=0, sources=None, ctr=None):
+    """Simulate ``cfg`` at each offered load (flits/node/cycle) in one vmapped call.
+
+    Returns ``(accepted, latency)`` arrays: accepted flits/cycle per source during the
+    measurement window (mean over ``sources``, default all), and the mean latency (cycles)
+    of the packets created in the window and delivered (NaN if none).
+    """
+    ctr = ctr or _Counter()
+    rates = np.asarray(rates, np.float32)
+    cycles, window = _spec(max_cycles)
+    fn = _compiled(cfg, int(rates.shape[0]), cycles, window, ctr)
+    keys = jax.random.split(jax.random.PRNGKey(seed), rates.shape[0])
+    keys = jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys
+    t = time.perf_counter()
+    acc, lat_sum, pkts, _ = jax.block_until_ready(fn(jnp.asarray(rates), keys))
+    ctr.sim_s += time.perf_counter() - t
+    ctr.n_runs += int(rates.shape[0])
+    ctr.sim_cycles += cycles * int(rates.shape[0])
+    ctr.router_cycles += cycles * int(rates.shape[0]) * cfg.n
+    acc = np.asarray(acc, float) / (window[1] - window[0])
+    if sources is not None:
+        acc = acc[:, np.asarray(sources)]
+    pk = np.asarray(pkts, float)
+    lat = np.where(pk > 0, np.asarray(lat_sum, float) / np.maximum(pk, 1.0), np.nan)
+    return acc.mean(axis=1), lat
+
+
+def _packet_flits(link_bits: float) -> int:
+    return int(min(8, max(1, math.ceil(PACKET_PAYLOAD_BITS / max(float(link_bits), 1.0)))))
+
+
+def _d2d_period(ratio: float) -> int:
+    return int(max(1, round(1.0 / max(min(float(ratio), 1.0), 1e-3))))
+
+
+def _router_kw(tech) -> dict:
+    hop = int(max(1, round(float(tech.router_delay_cycles) + float(tech.link_delay_cycles))))
+    return dict(
+        routing_delay=0,
+        vc_alloc_delay=0,
+        link_pipe=hop,
+        eject_pipe=1,
+        inject_delay=1,
+        credit_pipe=hop,
+        queue_cap=256,
+    )
+
+
+def core_window_configs(n_vcs, buffer_depth, link_bits, d2d_bw_ratio, crosses, tech):
+    """MeshConfigs of the core-level windows: ``(gemm_cfg, a2a_cfg, period)``.
+
+    ``period`` is the crossing links' ``d2d_period`` (0 when the region is one reticle).
+    """
+    kw = _router_kw(tech)
+    base = dict(
+        kx=WINDOW_K,
+        ky=WINDOW_K,
+        n_vcs=int(round(float(n_vcs))),
+        buf_depth=int(round(float(buffer_depth))),
+        packet_size=_packet_flits(link_bits),
+        **kw,
+    )
+    if float(crosses) > 0:
+        period = _d2d_period(d2d_bw_ratio)
+        gemm = MeshConfig(pattern="neighbor", reticle_x=1, d2d_period=period, **base)
+        half = WINDOW_K // 2
+        a2a = MeshConfig(
+            pattern="uniform", reticle_x=half, reticle_y=half, d2d_period=period, **base
+        )
+        return gemm, a2a, period
+    return MeshConfig(pattern="neighbor", **base), MeshConfig(pattern="uniform", **base), 0
+
+
+def _reticle_config(pc, tech):
+    rows, cols = int(round(float(pc["reticle_rows"]))), int(round(float(pc["reticle_cols"])))
+    kx, ky = min(cols, RETICLE_CAP), min(rows, RETICLE_CAP)
+    if kx < 2:
+        kx, ky = ky, kx
+    if kx < 2:
+        return None, 1
+    period = _d2d_period(pc["d2d_bw_ratio"])
+    cfg = MeshConfig(
+        kx=kx,
+        ky=max(ky, 1),
+        n_vcs=int(round(float(pc["n_vcs"]))),
+        buf_depth=int(round(float(pc["buffer_depth"]))),
+        packet_size=_packet_flits(pc["link_bits"]),
+        pattern="neighbor",
+        reticle_x=1,
+        reticle_y=1,
+        d2d_period=period,
+        **_router_kw(tech),
+    )
+    return cfg, period
+
+
+def _slots(rho: np.ndarray) -> np.ndarray:
+    """Up to N_SLOTS distinct loads standing for every GEMM's load."""
+    u = np.unique(np.round(rho[rho > 0], 4))
+    if u.size <= N_SLOTS:
+        out = u
+    else:
+        q = np.quantile(np.log(u), np.linspace(0.0, 1.0, N_SLOTS))
+        out = np.unique(u[np.argmin(np.abs(np.log(u)[None, :] - q[:, None]), axis=1)])
+    return np.pad(out, (0, N_SLOTS - out.size), constant_values=RHO_LOW)
+
+
+def _gemm_window(pc, tech, rho, *, max_cycles, seed, ctr):
+    """Factor and wait (cycles) of every GEMM stream from the core-level window."""
+    gemm_cfg, _, period = core_window_configs(
+        pc["n_vcs"], pc["buffer_depth"], pc["link_bits"], pc["d2d_bw_ratio"], pc["crosses"], tech
+    )
+    cap = 1.0 / period if period else 1.0
+    factor = np.ones(N_GEMM_ALL)
+    wait = np.zeros(N_GEMM_ALL)
+    if not np.any(rho > 0):
+        return factor, wait, 1.0, gemm_cfg
+    slots = _slots(rho)
+    loads = np.concatenate([[RHO_LOW, 1.0 / cap], slots])  # relative to link capacity
+    acc, lat = simulate_loads(gemm_cfg, loads * cap, max_cycles=max_cycles, seed=seed, ctr=ctr)
+    acc_rel = acc / cap
+    sat = float(acc_rel[1])
+    lat_low = float(lat[0])
+    s_acc, s_lat = acc_rel[2:], lat[2:]
+    stable = (s_acc >= STABLE_FRAC * slots) & np.isfinite(s_lat)
+    # measured (rho, wait, factor) of the sustained points, the low-load point first
+    pts_r = np.concatenate([[RHO_LOW], slots[stable]])
+    pts_w = np.concatenate([[0.0], np.maximum(s_lat[stable] - lat_low, 0.0)])
+    pts_f = np.concatenate([[1.0], np.minimum(1.0, s_acc[stable] / slots[stable])])
+    order = np.argsort(pts_r)
+    pts_r, pts_w, pts_f = pts_r[order], pts_w[order], pts_f[order]
+    r_max = float(pts_r[-1])
+    paced = float(PACE_FRAC * sat)
+    need_pace = (rho > 0) & (rho > max(r_max, paced))
+    w_pace = None
+    if np.any(need_pace):
+        acc2, lat2 = simulate_loads(
+            gemm_cfg, np.full(N_SLOTS + 2, paced * cap), max_cycles=max_cycles, seed=seed + 7,
+            ctr=ctr,
+        )
+        w_pace = float(max(np.nanmean(lat2) - lat_low, 0.0))
+    for g in range(N_GEMM_ALL):
+        r = float(rho[g])
+        if r <= 0:
+            continue
+        if r <= r_max or r <= paced:
+            wait[g] = float(np.interp(r, pts_r, pts_w))
+            factor[g] = float(np.interp(r, pts_r, pts_f))
+            if r > r_max:  # between the highest sustained slot and the paced point
+                wait[g] = float(pts_w[-1])
+        else:
+            factor[g] = paced / r
+            wait[g] = w_pace if w_pace is not None else float(pts_w[-1])
+    return factor, wait, sat, gemm_cfg
+
+
+def _a2a_window(pc, tech, *, max_cycles, seed, ctr):
+    _, a2a_cfg, period = core_window_configs(
+        pc["n_vcs"], pc["buffer_depth"], pc["link_bits"], pc["d2d_bw_ratio"], pc["crosses"], tech
+    )
+    ideal = 4.0 / WINDOW_K / (period if period else 1.0)
+    acc, _ = simulate_loads(a2a_cfg, [0.02, 1.0], max_cycles=max_cycles, seed=seed + 1, ctr=ctr)
+    return float(min(1.0, acc[1] / ideal)), a2a_cfg
+
+
+def _reticle_window(pc, tech, *, max_cycles, seed, ctr):
+    cfg, period = _reticle_config(pc, tech)
+    if cfg is None:
+        return 1.0, None
+    acc, _ = simulate_loads(cfg, [0.02, 1.0], max_cycles=max_cycles, seed=seed + 2, ctr=ctr)
+    return float(min(1.0, acc[1] * period)), cfg
+
+
+_EVALUATORS: dict = {}
+
+
+def _best_mapping(design, workload, tech):
+    from ..metrics._evaluate import default_mappings, make_evaluator
+
+    maps = default_mappings(design, workload)
+    key = (id(workload), id(tech), maps.size())
+    hit = _EVALUATORS.get(key)
+    if hit is None or hit[0] is not workload or hit[1] is not tech:
+        hit = (workload, tech, make_evaluator(workload, mappings=maps, tech=tech), maps)
+        _EVALUATORS[key] = hit
+    res = hit[2](design)
+    maps = hit[3]
+    i = int(np.asarray(res.mapping_index).reshape(-1)[0])
+    return jax.tree_util.tree_map(lambda x: x[i], maps)
+
+
+def _window_tuple(name, cfg, period):
+    if cfg is None:
+        return None
+    return (name, cfg.kx, cfg.ky, cfg.n_vcs, cfg.buf_depth, cfg.packet_size, period)
+
+
+def evaluate_f1(
+    design: WaferDesign,
+    workload,
+    tech,
+    *,
+    mapping=None,
+    seed: int = 0,
+    max_cycles: int = 1600,
+    metrics0: Metrics | None = None,
+) -> tuple[Metrics, F1Cost]:
+    """F1 metrics of one wafer design for a training workload, and what F1 cost.
+
+    Args:
+        design: one (unbatched) :class:`~theseus_jax.WaferDesign`.
+        workload: :class:`~theseus_jax.TrainingWorkload`.
+        tech: :class:`~theseus_jax.Tech`.
+        mapping: the :class:`~theseus_jax.Mapping` to evaluate; default F0's best mapping
+            (step time) from the full wafer mapping table.
+        seed: simulation seed.
+        max_cycles: cycles of each simulation run (a quarter warm-up, half measurement
+            window, a quarter drain).
+        metrics0: F0's metrics of (design, mapping), if already computed.
+
+    Returns:
+        ``(metrics, cost)``: :class:`~theseus_jax.Metrics` with F1's step time and breakdown
+        (same fields as F0; F0's feasibility verdict), and :class:`F1Cost`.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(design, WaferDesign):
+        raise TypeError(f"evaluate_f1 needs a WaferDesign, got {type(design).__name__}")
+    if jnp.ndim(design.macs_per_core) != 0:
+        raise ValueError("evaluate_f1 takes one design (scalar leaves), not a batch")
+    if mapping is None:
+        mapping = _best_mapping(design, workload, tech)
+    if metrics0 is None:
+        metrics0 = _f0_step_jit(design, tech, workload, mapping)
+    phys = physical_wsc(design, tech)
+    pc = _f0_pieces_jit(design, tech, phys, workload, mapping)
+    pc = {k: np.asarray(v, float) for k, v in pc.items()}
+    ctr = _Counter()
+    rho = f0_rho(pc)
+    factor, wait, sat, gcfg = _gemm_window(
+        pc, tech, rho, max_cycles=max_cycles, seed=seed, ctr=ctr
+    )
+    a2a_f, acfg = (1.0, None)
+    if pc["a2a_s"] > 0:
+        a2a_f, acfg = _a2a_window(pc, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
+    ret_f, rcfg = 1.0, None
+    needs_reticle = (pc["pp"] > 1) or (pc["dp"] > 1)
+    if needs_reticle:
+        ret_f, rcfg = _reticle_window(pc, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
+    parts = recompose(
+        pc, metrics0, gemm_factor=factor, gemm_wait=wait, a2a_factor=a2a_f, reticle_factor=ret_f
+    )
+    metrics = _metrics_from(metrics0, parts, tech)
+    period = _d2d_period(pc["d2d_bw_ratio"]) if pc["crosses"] > 0 else 0
+    windows = tuple(
+        w
+        for w in (
+            _window_tuple("gemm", gcfg, period),
+            _window_tuple("a2a", acfg, period),
+            _window_tuple("reticle", rcfg, _d2d_period(pc["d2d_bw_ratio"])),
+        )
+        if w is not None
+    )
+    cost = F1Cost(
+        sim_cycles=int(ctr.sim_cycles),
+        router_cycles=int(ctr.router_cycles),
+        wall_s=time.perf_counter() - t0,
+        compile_s=ctr.compile_s,
+        sim_s=ctr.sim_s,
+        n_runs=ctr.n_runs,
+        n_compiles=ctr.n_compiles,
+        gemm_rho=tuple(float(x) for x in rho),
+        gemm_factor=tuple(float(x) for x in factor),
+        gemm_wait_cycles=tuple(float(x) for x in wait),
+        f0_gemm_wait_cycles=tuple(float(x) for x in np.asarray(mdl_queue_wait(rho))),
+        core_sat=float(sat),
+        a2a_factor=float(a2a_f),
+        reticle_factor=float(ret_f),
+        windows=windows,
+    )
+    return metrics, cost
+
+
+def _metrics_from(m0: Metrics, parts: dict, tech) -> Metrics:
+    """F1 Metrics: F1 step and breakdown; F0's dynamic energy, static power over F1's step."""
+    step0 = float(m0.step_time_s)
+    step = float(parts["step_time_s"])
+    tokens = float(m0.tokens_per_s) * step0
+    static_w = float(tech.static_power_w_per_m2) * float(m0.silicon_area_m2)
+    e_dyn = float(m0.power_w) * step0 - static_w * step0
+    energy = e_dyn + static_w * step
+    peak = float(m0.peak_flops)
+    f32 = partial(jnp.asarray, dtype=jnp.float32)
+    fields = {k: getattr(m0, k) for k in Metrics.__annotations__}
+    fields.update(
+        step_time_s=f32(step),
+        tokens_per_s=f32(tokens / step),
+        mfu=f32(float(m0.model_flops) / (step * peak)),
+        hfu=f32(float(m0.hw_flops) / (step * peak)),
+        power_w=f32(energy / step),
+        energy_per_token_j=f32(energy / tokens),
+        overhead_s=f32(0.0),
+    )
+    for k, v in parts.items():
+        fields[k] = f32(v)
+    return Metrics(**fields)
