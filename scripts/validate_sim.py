@@ -140,7 +140,8 @@ def main(argv=None) -> int:
         for x in r["latency_rows"]:
             print(
                 f"    load {x['load']:.4f}: latency {x['latency']:6.1f} vs {x['ref_latency']:6.1f} "
-                f"({x['error_pct']:+5.1f} %), accepted {x['accepted']:.4f} vs {x['ref_accepted']:.4f}"
+                f"({x['error_pct']:+5.1f} %), accepted {x['accepted']:.4f} "
+                f"vs {x['ref_accepted']:.4f}"
             )
     n_ok = sum(r["saturation_ok"] and r["latency_ok"] for r in results)
     print(f"{n_ok}/{len(results)} series within both targets")

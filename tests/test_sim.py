@@ -124,3 +124,33 @@ def test_vmap_over_seeds_and_overflow_flag():
 def test_bad_config_rejected(kw, match):
     with pytest.raises(ValueError, match=match):
         MeshConfig(**kw)
+
+
+def test_cli_sim(tmp_path, capsys):
+    from theseus_jax.cli.__main__ import main
+
+    rc = main(
+        [
+            "sim",
+            "--mesh",
+            "4x4",
+            "--pattern",
+            "transpose",
+            "--rates",
+            "0.05,0.3",
+            "--warmup",
+            "200",
+            "--window",
+            "600",
+            "--drain",
+            "400",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "channel-load bound 0.3333" in out and "saturation" in out
+    assert (tmp_path / "sim.csv").read_text().count("\n") == 3
+    assert (tmp_path / "latency.png").stat().st_size > 0
+    assert main(["sim", "--mesh", "4by4"]) == 2

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _eval, _sweep, _validate
+from . import _eval, _sim, _sweep, _validate
 
-SUBCOMMANDS = {"eval": _eval, "sweep": _sweep, "validate": _validate}
+SUBCOMMANDS = {"eval": _eval, "sweep": _sweep, "validate": _validate, "sim": _sim}
 
 
 def build_parser() -> argparse.ArgumentParser:

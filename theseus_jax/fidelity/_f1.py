@@ -255,7 +255,9 @@ def f0_pieces(design, tech, phys, workload, mp) -> dict:
     on_dp = 2.0 * frac * safe_div(grad_bytes, boundary_bw)
     regions_per_wafer = jnp.minimum(safe_div(R, tp), dp * p)
     wafers_spanned = jnp.ceil(safe_div(dp * tp * p, R) - 1e-4)
-    off_dp = 2.0 * frac * safe_div(grad_bytes * regions_per_wafer, design.inter_wafer_bw_bytes_per_s)
+    off_dp = (
+        2.0 * frac * safe_div(grad_bytes * regions_per_wafer, design.inter_wafer_bw_bytes_per_s)
+    )
 
     return dict(
         clock_hz=f,
@@ -311,8 +313,9 @@ def f0_rho(pc) -> np.ndarray:
     return np.where(pc["t_bw"] > 0, pc["t_bw"] / np.maximum(tau, 1e-30), 0.0)
 
 
-def recompose(pc, metrics0: Metrics, *, gemm_factor=None, gemm_wait=None, a2a_factor=1.0,
-              reticle_factor=1.0) -> dict:
+def recompose(
+    pc, metrics0: Metrics, *, gemm_factor=None, gemm_wait=None, a2a_factor=1.0, reticle_factor=1.0
+) -> dict:
     """Compose a training step from F0's pieces and network factors (host side, numpy).
 
     Args:
@@ -580,7 +583,10 @@ def _gemm_window(pc, tech, rho, *, max_cycles, seed, ctr):
     w_pace = None
     if np.any(need_pace):
         acc2, lat2 = simulate_loads(
-            gemm_cfg, np.full(N_SLOTS + 2, paced * cap), max_cycles=max_cycles, seed=seed + 7,
+            gemm_cfg,
+            np.full(N_SLOTS + 2, paced * cap),
+            max_cycles=max_cycles,
+            seed=seed + 7,
             ctr=ctr,
         )
         w_pace = float(max(np.nanmean(lat2) - lat_low, 0.0))
@@ -681,9 +687,7 @@ def evaluate_f1(
     pc = {k: np.asarray(v, float) for k, v in pc.items()}
     ctr = _Counter()
     rho = f0_rho(pc)
-    factor, wait, sat, gcfg = _gemm_window(
-        pc, tech, rho, max_cycles=max_cycles, seed=seed, ctr=ctr
-    )
+    factor, wait, sat, gcfg = _gemm_window(pc, tech, rho, max_cycles=max_cycles, seed=seed, ctr=ctr)
     a2a_f, acfg = (1.0, None)
     if pc["a2a_s"] > 0:
         a2a_f, acfg = _a2a_window(pc, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)

@@ -408,7 +408,9 @@ def make_mesh_sim(cfg: MeshConfig):
             [rec[:, LOCAL, 0], rec[:, LOCAL, 3], rec[:, LOCAL, 4], rec[:, LOCAL, 6]], axis=-1
         )
         eject = jnp.concatenate([s.eject[1:], ej_rec[None]], axis=0)
-        used = (o_valid[..., None] & (vid[None, None, :] == pick(f_ovc)[..., None])).astype(jnp.int32)
+        used = (o_valid[..., None] & (vid[None, None, :] == pick(f_ovc)[..., None])).astype(
+            jnp.int32
+        )
         credits = credits - used.at[:, LOCAL].set(0)
         d2d_busy_until = jnp.where(o_valid[:, :4] & cross, now + cfg.d2d_period, s.d2d_busy_until)
         # credits to the upstream router for the freed input slot (ports 0-3)

@@ -1,0 +1,91 @@
+"""F1 (F0 compute/memory + simulated NoC): finite metrics, cost record, consistency with F0,
+and the effective-bandwidth factor at low load and beyond saturation."""
+
+import jax
+import numpy as np
+import pytest
+
+import theseus_jax as tj
+from theseus_jax.fidelity import F1Cost, evaluate_f1, recompose
+from theseus_jax.fidelity._f1 import _Counter, _f0_pieces_jit, _gemm_window
+from theseus_jax.metrics._evaluate import default_mappings
+from theseus_jax.metrics._metrics import BREAKDOWN_FIELDS, METRIC_FIELDS
+
+CYCLES = 800  # short windows keep the test fast
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tech = tj.load_tech("n7")
+    wl = tj.load_training_workload("gpt3-175b")
+    space = tj.load_space("theseus_2024")
+    ds = space.sample(jax.random.PRNGKey(0), 64)
+    maps = default_mappings(ds, wl)
+    res = tj.make_evaluator(wl, mappings=maps, tech=tech)(ds)
+    i = int(np.where(np.asarray(res.metrics.feasible))[0][0])
+    take = lambda t, j: jax.tree_util.tree_map(lambda a: a[j], t)  # noqa: E731
+    sampled = (take(ds, i), take(maps, int(res.mapping_index[i])), take(res.metrics, i))
+    return tech, wl, sampled
+
+
+def _check(m1, m0, cost):
+    for f in METRIC_FIELDS:
+        assert np.all(np.isfinite(np.asarray(getattr(m1, f), float))), f
+    step = float(m1.step_time_s)
+    assert step >= float(m0.compute_s) * (1 - 1e-5)
+    assert sum(float(getattr(m1, f)) for f in BREAKDOWN_FIELDS) == pytest.approx(step, rel=1e-4)
+    assert float(m1.tokens_per_s) * step == pytest.approx(
+        float(m0.tokens_per_s) * float(m0.step_time_s), rel=1e-4
+    )
+    assert isinstance(cost, F1Cost)
+    assert cost.sim_cycles > 0 and cost.router_cycles >= cost.sim_cycles
+    assert cost.wall_s > 0 and cost.sim_s > 0 and cost.n_runs > 0
+    assert all(0 < f <= 1 for f in cost.gemm_factor)
+    assert 0 < cost.a2a_factor <= 1 and 0 < cost.reticle_factor <= 1
+    assert all(w >= 0 for w in cost.gemm_wait_cycles)
+
+
+def test_f1_wse2(setup):
+    tech, wl, _ = setup
+    d = tj.load_system("wse2")
+    m1, cost = evaluate_f1(d, wl, tech, max_cycles=CYCLES)
+    res = tj.evaluate(d, wl, tech=tech)
+    m0 = jax.tree_util.tree_map(lambda a: a[0], res.metrics)  # F0, same (best) mapping
+    _check(m1, m0, cost)
+    assert bool(m1.feasible)
+
+
+def test_f1_sampled_design(setup):
+    tech, wl, (d, mp, m0) = setup
+    m1, cost = evaluate_f1(d, wl, tech, mapping=mp, metrics0=m0, max_cycles=CYCLES)
+    _check(m1, m0, cost)
+    # the network can only be as good as F0's ideal links, up to simulation noise
+    assert float(m1.step_time_s) >= 0.98 * float(m0.step_time_s)
+
+
+def test_recompose_with_ideal_network_is_f0(setup):
+    tech, wl, (d, mp, m0) = setup
+    pc = _f0_pieces_jit(d, tech, tj.physical_wsc(d, tech), wl, mp)
+    pc = {k: np.asarray(v, float) for k, v in pc.items()}
+    parts = recompose(pc, m0)
+    for k, v in parts.items():
+        ref = float(getattr(m0, k))
+        assert v == pytest.approx(ref, rel=2e-3, abs=1e-6 * float(m0.step_time_s)), k
+
+
+def test_factor_is_one_at_low_load_and_below_one_beyond_saturation(setup):
+    tech = setup[0]
+    # one VC of one flit: the credit loop caps a link well below one flit per cycle
+    pc = dict(n_vcs=1.0, buffer_depth=1.0, link_bits=512.0, d2d_bw_ratio=1.0, crosses=0.0)
+    ctr = _Counter()
+    low = np.full(7, 0.05)
+    f_low, w_low, sat, _ = _gemm_window(pc, tech, low, max_cycles=CYCLES, seed=0, ctr=ctr)
+    assert np.allclose(f_low, 1.0, atol=0.05)
+    assert np.all(w_low < 1.0)
+    assert 0.1 < sat < 0.8
+    high = np.full(7, min(1.0, 1.5 * sat))
+    f_high, w_high, sat2, _ = _gemm_window(pc, tech, high, max_cycles=CYCLES, seed=1, ctr=ctr)
+    assert np.all(f_high < 0.9)
+    assert f_high[0] == pytest.approx(0.9 * sat2 / high[0], rel=1e-6)
+    assert np.all(w_high > w_low)
+    assert ctr.n_compiles == 1  # the second call reuses the compiled window
