@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--points", type=int, default=10, help="loads of the automatic sweep")
     p.add_argument("--warmup", type=int, default=3000)
     p.add_argument("--window", type=int, default=3000)
-    p.add_argument("--drain", type=int, default=4000)
+    p.add_argument("--drain", type=int, default=8000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/sim", help="output directory (sim.csv, latency.png)")
     p.add_argument("--json", action="store_true")
