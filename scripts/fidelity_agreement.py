@@ -102,7 +102,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workload", default="gpt3-175b")
     ap.add_argument("--space", default="theseus_2024")
     ap.add_argument("--tech", default="n7")
-    ap.add_argument("--max-cycles", type=int, default=1600, help="cycles per simulation run")
+    ap.add_argument(
+        "--max-cycles", type=int, default=16000, help="most cycles of one simulation run"
+    )
     ap.add_argument("--top", type=int, default=5, help="misranked designs to list")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--xla-cache", default=None, help="persistent compilation cache folder")
@@ -146,6 +148,11 @@ def main(argv=None) -> int:
                 a2a_factor=c.a2a_factor,
                 reticle_factor=c.reticle_factor,
                 f1_wall_s=c.wall_s,
+                gemm_rho=[round(x, 4) for x in c.gemm_rho],
+                gemm_factor=[round(x, 4) for x in c.gemm_factor],
+                gemm_wait_cycles=[round(x, 3) for x in c.gemm_wait_cycles],
+                f0_gemm_wait_cycles=[round(x, 3) for x in c.f0_gemm_wait_cycles],
+                windows=[list(w) for w in c.windows],
                 **_describe(d, mp),
             )
         )

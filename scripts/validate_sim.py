@@ -5,9 +5,9 @@ shared/reference/booksim_mesh_curves.csv), simulate every reference offered load
 grid around the reference saturation point, with BookSim's router parameters
 (8 VCs x 8 flits, 1-cycle routing / VC allocation / switch allocation / traversal / link,
 credit delay 1) and BookSim's measurement method (3,000-cycle warm-up, 3,000-cycle window,
-8,000-cycle drain, latency threshold 500 cycles). Prints, per series, the saturation throughput (highest
-stable offered load) of both, and the latency error at every load below 90 % of the
-reference saturation; targets: saturation within 5 %, latency within 10 %.
+8,000-cycle drain, latency threshold 500 cycles). Prints, per series, the saturation
+throughput (highest stable offered load) of both, and the latency error at every load
+below 90 % of the reference saturation; targets: saturation within 5 %, latency within 10 %.
 
 Usage:
     python scripts/validate_sim.py [--reference CSV] [--json] [--series 8,uniform,1]

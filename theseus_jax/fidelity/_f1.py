@@ -9,22 +9,29 @@ hierarchically:
 1. **GEMM streams on a stage region (core level).** F0 partitions every GEMM 2-D over the
    region's ``P x P`` cores: inputs are multicast along rows and partial sums reduced along
    columns, hop by hop, one stream per link (XY routing puts rows and columns on disjoint
-   links, so one of them, the busiest, is simulated). The window is an ``8 x 8`` core mesh
+   links, so one of them, the busiest, is simulated). The window is an ``8 x 4`` core mesh
+   (its rows are independent copies: neighbour streams never share a router across rows)
    with the **neighbor** pattern (each core streams to its +x neighbour; the wrap-around
    flow of the last column loads every -x link once, like the other half of a centre-out
    multicast): every link carries exactly one stream, and every packet is one hop of a
-   store-and-forward chain, as in the reduction where each core adds and forwards. It is
-   offered F0's paced link utilisation ``rho = t_bw / tau`` of each GEMM (``tau`` = F0's
-   phase duration: ``max(t_compute, tau*)`` when TP traffic overlaps compute). Measured:
-   accepted throughput (effective-bandwidth factor ``accepted / offered``, capped at 1) and
-   the contention wait per hop ``W(rho) = latency(rho) - latency(low load)`` in cycles.
+   store-and-forward chain, as in the reduction where each core adds and forwards.
+   The window is offered F0's paced link utilisation ``rho = t_bw / tau`` of each GEMM
+   (``tau`` = F0's phase duration: ``max(t_compute, tau*)`` when TP traffic overlaps
+   compute), plus a few lower loads, in one vmapped batch. Measured at each load: accepted
+   / generated flits (the effective-bandwidth factor, 1 while the load is sustained) and
+   the contention wait per hop ``W = latency - latency(low load)`` in cycles. Near
+   saturation a queue takes ``~ s / (1 - rho)^2`` cycles (``s``: cycles a packet holds the
+   link) to reach steady state, so the window runs a few such relaxation times (up to
+   ``max_cycles``); runs are chunked so that any length reuses one compiled simulator.
    When the region spans reticles F0 sizes the stream by the reticle-crossing link (at
-   ``d2d_bw_ratio``); the window's x-links are then all of that class
-   (``d2d_period = round(1 / d2d_bw_ratio)``) so that the window measures the bottleneck.
-   A load the window cannot sustain (accepted < 97% of offered) is re-simulated at 90% of
-   the window's saturation throughput (cores stall under back-pressure and pace themselves
-   just below saturation): the factor is then ``0.9 sat / rho``, the wait that of the
-   paced point.
+   ``d2d_bw_ratio``); the window's x-links are then all of that class (``d2d_period =
+   round(1 / d2d_bw_ratio)``) so that the window measures the bottleneck. A load the
+   window cannot sustain (accepted < 97% of generated) is replaced by a run at 90% of the
+   measured saturation throughput (cores stall under back-pressure and pace themselves
+   just below saturation).
+   Cores pace each stream, as F0 does with its optimum ``tau*``: F1 picks the load
+   ``r <= min(rho, highest sustained load)`` that minimises ``t_bw / (r f(r)) + hops x
+   W(r)`` on the measured curve (:func:`pace`), giving the factor ``r f(r) / rho``.
    F1 GEMM time: ``tau / factor`` (+ ``t_compute`` when not overlapped) + F0's zero-load
    latency + ``hops x W``: the same form as F0, whose queueing term is
    ``hops x M/D/1(rho)`` with a one-cycle service time and ideal link capacity.
@@ -54,8 +61,9 @@ time. :func:`recompose` with unit factors reproduces F0 (a test checks it), so e
 difference between F0 and F1 comes from the simulated network.
 
 Stated simplifications: one window per phase class stands for every link of that class;
-Bernoulli injection (as F0's M/D/1 assumes Poisson arrivals); the GEMM windows simulate at
-most four distinct loads per design (GEMMs with other loads are interpolated); the reticle
+Bernoulli injection (as F0's M/D/1 assumes Poisson arrivals); the GEMM window simulates at
+most four loads per design besides low load and saturation (the curve is interpolated
+between them; more than four distinct GEMM loads are represented by quantiles); the reticle
 crossings' extra latency (``d2d_delay_cycles``) stays analytic; F0's feasibility verdict
 (memory, power) is kept.
 """
@@ -79,7 +87,8 @@ from ..cost.training import n_microbatches, recompute_passes
 from ..cost.wafer import _dram_bw_per_reticle, wafer_training_step
 from ..design._wafer import DramKind, WaferDesign
 from ..metrics._metrics import Metrics
-from ..sim import MeshConfig, run
+from ..sim import MeshConfig, make_mesh_sim, run
+from ..workload import TrainingWorkload
 
 __all__ = [
     "evaluate_f1",
@@ -88,16 +97,20 @@ __all__ = [
     "recompose",
     "core_window_configs",
     "simulate_loads",
+    "window_cycles",
+    "Measured",
+    "pace",
     "PACKET_PAYLOAD_BITS",
 ]
 
 PACKET_PAYLOAD_BITS = 512  # payload of one packet (32 16-bit values)
 WINDOW_K = 8  # core-level window side (routers)
+GEMM_ROWS = 4  # rows of the GEMM (neighbour-stream) window
 RETICLE_CAP = 16  # reticle-level mesh at most 16 x 16 routers
 RHO_LOW = 0.05  # "zero-load" reference utilisation
-STABLE_FRAC = 0.97  # accepted / offered above this: the load is sustained
+STABLE_FRAC = 0.97  # accepted / generated above this (and no queue overflow): sustained
 PACE_FRAC = 0.9  # unsustainable loads are paced at this share of saturation
-N_SLOTS = 4  # distinct GEMM loads simulated per design
+N_SLOTS = 4  # GEMM-window loads simulated per design (besides low load and saturation)
 N_GEMM_ALL = N_GEMMS + 1  # the six layer GEMMs and the logits GEMM
 
 
@@ -113,8 +126,9 @@ class F1Cost(NamedTuple):
         sim_s: seconds spent running simulators.
         n_runs, n_compiles: simulation runs and simulator compilations.
         gemm_rho: F0's offered link utilisation of the 7 GEMMs (6 layer GEMMs, logits).
-        gemm_factor: F1 effective-bandwidth factor of each GEMM stream (<= 1).
-        gemm_wait_cycles: F1 contention wait per hop of each GEMM stream (cycles).
+        gemm_factor: F1 effective-bandwidth factor of each GEMM stream (<= 1): its load at
+            F1's pace times accepted / generated, over F0's load (:func:`pace`).
+        gemm_wait_cycles: F1 contention wait per hop of each GEMM stream at that pace.
         f0_gemm_wait_cycles: F0's M/D/1 wait per hop at the same utilisation (cycles).
         core_sat: saturation throughput of the GEMM window (fraction of link capacity).
         a2a_factor: F1 factor of the attention all-to-all (saturation / channel-load bound).
@@ -415,62 +429,106 @@ class _Counter:
 
 
 _COMPILED: dict = {}
+CHUNK = 400  # cycles per compiled simulation step; runs of any length reuse one compile
+BULK_CYCLES = (400, 800, 400)  # warm-up, window, drain of saturation (bulk) measurements
 
 
-def _reduce(s):
-    return s.acc_flits, s.win_lat_sum, s.win_pkts, s.overflow
-
-
-def _compiled(cfg: MeshConfig, k: int, cycles: int, window: tuple, ctr: _Counter):
-    key = (cfg, k, cycles, window)
-    fn = _COMPILED.get(key)
-    if fn is None:
+def _chunk_runner(cfg: MeshConfig, k: int, ctr: _Counter):
+    """``(state, rates, keys, w0, w1) -> state`` advancing ``k`` runs by ``CHUNK`` cycles,
+    compiled once per (config, batch size)."""
+    key = (cfg, k, CHUNK)
+    hit = _COMPILED.get(key)
+    if hit is None:
         t = time.perf_counter()
-        f = jax.jit(jax.vmap(lambda r, kk: _reduce(run(cfg, r, cycles, key=kk, window=window))))
-        fn = f.lower(
-            jax.ShapeDtypeStruct((k,), jnp.float32),
-            jax.ShapeDtypeStruct((k, 2), jnp.uint32),
-        ).compile()
-        _COMPILED[key] = fn
+        init = make_mesh_sim(cfg)[0]
+        s0 = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (k,) + x.shape), init())
+        f = jax.jit(
+            jax.vmap(
+                lambda s, r, kk, w0, w1: run(cfg, r, CHUNK, key=kk, window=(w0, w1), state=s),
+                in_axes=(0, 0, 0, None, None),
+            )
+        )
+        keys = jax.random.split(jax.random.PRNGKey(0), k)
+        fn = f.lower(s0, jnp.zeros(k, jnp.float32), keys, jnp.int32(0), jnp.int32(1)).compile()
+        hit = (fn, s0)
+        _COMPILED[key] = hit
         ctr.compile_s += time.perf_counter() - t
         ctr.n_compiles += 1
-    return fn
+    return hit
 
 
-def _spec(max_cycles: int):
-    cycles = int(max_cycles)
-    if cycles < 200:
-        raise ValueError(f"max_cycles must be >= 200, got {max_cycles}")
-    warm = cycles // 4
-    win = cycles // 2
-    return cycles, (warm, warm + win)
+def _round_chunk(c: float) -> int:
+    return int(CHUNK * max(1, math.ceil(float(c) / CHUNK)))
 
 
-def simulate_loads(cfg: MeshConfig, rates, *, max_cycles=1600, seed=0, sources=None, ctr=None):
-    """Simulate ``cfg`` at each offered load (flits/node/cycle) in one vmapped call.
+def window_cycles(service: float, load: float, max_cycles: int) -> tuple[int, int, int]:
+    """Warm-up, measurement window and drain (cycles) for a queue of deterministic service
+    ``service`` cycles at utilisation ``load``: a few relaxation times ``s / (1 - u)^2`` so
+    the wait is measured at steady state, at least ``BULK_CYCLES``, at most ``max_cycles``."""
+    u = min(max(float(load), 0.0), 0.95)
+    relax = max(float(service), 1.0) / (1.0 - u) ** 2
+    warm = max(BULK_CYCLES[0], relax)
+    win = max(BULK_CYCLES[1], 2.0 * relax)
+    drain = max(BULK_CYCLES[2], 4.0 * max(float(service), 1.0) / (1.0 - u))
+    total = warm + win + drain
+    if total > max_cycles:
+        scale = max_cycles / total
+        warm, win, drain = warm * scale, win * scale, drain * scale
+    warm, win, drain = _round_chunk(warm), _round_chunk(win), _round_chunk(drain)
+    return warm, win, drain
 
-    Returns ``(accepted, latency)`` arrays: accepted flits/cycle per source during the
-    measurement window (mean over ``sources``, default all), and the mean latency (cycles)
-    of the packets created in the window and delivered (NaN if none).
+
+class Measured(NamedTuple):
+    """One batch of simulation runs, one entry per offered load.
+
+    Attributes:
+        accepted: mean flits/cycle per source delivered during the measurement window.
+        latency: mean latency (cycles) of the packets created in the window and delivered
+            (NaN if none).
+        generated: flits/cycle per source that entered the source queues during the window
+            (the Bernoulli draw of the offered load; arrivals to a full queue are dropped).
+        overflow: a source queue filled up (the load is beyond what the network sustains).
+    """
+
+    accepted: np.ndarray
+    latency: np.ndarray
+    generated: np.ndarray
+    overflow: np.ndarray
+
+
+def simulate_loads(cfg: MeshConfig, rates, *, cycles=BULK_CYCLES, seed=0, ctr=None):
+    """Simulate ``cfg`` at each offered load (flits/node/cycle) in one vmapped batch.
+
+    ``cycles = (warm-up, window, drain)``, each rounded up to whole ``CHUNK`` s. Returns
+    :class:`Measured` arrays, one entry per load.
     """
     ctr = ctr or _Counter()
     rates = np.asarray(rates, np.float32)
-    cycles, window = _spec(max_cycles)
-    fn = _compiled(cfg, int(rates.shape[0]), cycles, window, ctr)
-    keys = jax.random.split(jax.random.PRNGKey(seed), rates.shape[0])
-    keys = jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys
+    k = int(rates.shape[0])
+    warm, win, drain = (_round_chunk(c) for c in cycles)
+    total = warm + win + drain
+    fn, s = _chunk_runner(cfg, k, ctr)
+    base = jax.random.PRNGKey(seed)
+    r = jnp.asarray(rates)
+    w0, w1 = jnp.int32(warm), jnp.int32(warm + win)
     t = time.perf_counter()
-    acc, lat_sum, pkts, _ = jax.block_until_ready(fn(jnp.asarray(rates), keys))
+    gen = {}
+    for i in range(total // CHUNK):
+        s = fn(s, r, jax.random.split(jax.random.fold_in(base, i), k), w0, w1)
+        if (i + 1) * CHUNK in (warm, warm + win):
+            gen[(i + 1) * CHUNK] = jnp.sum(s.injected_flits, axis=-1)
+    acc, lat_sum, pkts, ovf = jax.block_until_ready(
+        (s.acc_flits, s.win_lat_sum, s.win_pkts, s.overflow)
+    )
     ctr.sim_s += time.perf_counter() - t
-    ctr.n_runs += int(rates.shape[0])
-    ctr.sim_cycles += cycles * int(rates.shape[0])
-    ctr.router_cycles += cycles * int(rates.shape[0]) * cfg.n
-    acc = np.asarray(acc, float) / (window[1] - window[0])
-    if sources is not None:
-        acc = acc[:, np.asarray(sources)]
+    ctr.n_runs += k
+    ctr.sim_cycles += total * k
+    ctr.router_cycles += total * k * cfg.n
+    acc = np.asarray(acc, float).mean(axis=1) / win
+    offered = np.asarray(gen[warm + win] - gen[warm], float) / (cfg.n * win)
     pk = np.asarray(pkts, float)
     lat = np.where(pk > 0, np.asarray(lat_sum, float) / np.maximum(pk, 1.0), np.nan)
-    return acc.mean(axis=1), lat
+    return Measured(acc, lat, offered, np.asarray(ovf, bool).reshape(-1))
 
 
 def _packet_flits(link_bits: float) -> int:
@@ -497,26 +555,30 @@ def _router_kw(tech) -> dict:
 def core_window_configs(n_vcs, buffer_depth, link_bits, d2d_bw_ratio, crosses, tech):
     """MeshConfigs of the core-level windows: ``(gemm_cfg, a2a_cfg, period)``.
 
+    The GEMM window is ``8 x 4`` routers of neighbour streams: its rows never share a
+    router or a link, so four rows are four independent copies of one (an ``8 x 8`` window
+    gives the same distribution at twice the cost). The all-to-all window is ``8 x 8``.
     ``period`` is the crossing links' ``d2d_period`` (0 when the region is one reticle).
     """
     kw = _router_kw(tech)
     base = dict(
         kx=WINDOW_K,
-        ky=WINDOW_K,
         n_vcs=int(round(float(n_vcs))),
         buf_depth=int(round(float(buffer_depth))),
         packet_size=_packet_flits(link_bits),
         **kw,
     )
+    gky, aky = GEMM_ROWS, WINDOW_K
     if float(crosses) > 0:
         period = _d2d_period(d2d_bw_ratio)
-        gemm = MeshConfig(pattern="neighbor", reticle_x=1, d2d_period=period, **base)
+        gemm = MeshConfig(ky=gky, pattern="neighbor", reticle_x=1, d2d_period=period, **base)
         half = WINDOW_K // 2
         a2a = MeshConfig(
-            pattern="uniform", reticle_x=half, reticle_y=half, d2d_period=period, **base
+            ky=aky, pattern="uniform", reticle_x=half, reticle_y=half, d2d_period=period, **base
         )
         return gemm, a2a, period
-    return MeshConfig(pattern="neighbor", **base), MeshConfig(pattern="uniform", **base), 0
+    gemm = MeshConfig(ky=gky, pattern="neighbor", **base)
+    return gemm, MeshConfig(ky=aky, pattern="uniform", **base), 0
 
 
 def _reticle_config(pc, tech):
@@ -543,66 +605,113 @@ def _reticle_config(pc, tech):
 
 
 def _slots(rho: np.ndarray) -> np.ndarray:
-    """Up to N_SLOTS distinct loads standing for every GEMM's load."""
+    """``N_SLOTS`` loads to simulate: the GEMMs' distinct loads (quantiles of them if there
+    are more), the free slots filled with fractions of the highest (for the pacing choice)."""
     u = np.unique(np.round(rho[rho > 0], 4))
-    if u.size <= N_SLOTS:
-        out = u
-    else:
+    if u.size > N_SLOTS:
         q = np.quantile(np.log(u), np.linspace(0.0, 1.0, N_SLOTS))
-        out = np.unique(u[np.argmin(np.abs(np.log(u)[None, :] - q[:, None]), axis=1)])
-    return np.pad(out, (0, N_SLOTS - out.size), constant_values=RHO_LOW)
+        u = np.unique(u[np.argmin(np.abs(np.log(u)[None, :] - q[:, None]), axis=1)])
+    top = float(u.max())
+    for frac in (0.8, 0.6, 0.4, 0.9, 0.7):
+        if u.size >= N_SLOTS:
+            break
+        c = frac * top
+        if c > RHO_LOW and np.min(np.abs(u - c)) > 0.02:
+            u = np.sort(np.append(u, c))
+    return np.pad(u, (0, N_SLOTS - u.size), constant_values=2.0 * RHO_LOW)
 
 
-def _gemm_window(pc, tech, rho, *, max_cycles, seed, ctr):
-    """Factor and wait (cycles) of every GEMM stream from the core-level window."""
+class _Curve(NamedTuple):
+    """Measured sustained operating points of the GEMM window (relative load, contention
+    wait per hop in cycles, accepted / generated), sorted by load, and the saturation."""
+
+    rho: np.ndarray
+    wait: np.ndarray
+    frac: np.ndarray
+    sat: float
+
+
+def _gemm_window(pc, tech, rho, *, max_cycles, seed, ctr) -> tuple[_Curve, MeshConfig]:
+    """Simulate the core-level GEMM window at the GEMMs' loads (one batch), and once more
+    just below saturation when a load is not sustained."""
     gemm_cfg, _, period = core_window_configs(
         pc["n_vcs"], pc["buffer_depth"], pc["link_bits"], pc["d2d_bw_ratio"], pc["crosses"], tech
     )
     cap = 1.0 / period if period else 1.0
-    factor = np.ones(N_GEMM_ALL)
-    wait = np.zeros(N_GEMM_ALL)
+    service = gemm_cfg.packet_size / cap  # cycles a packet holds the bottleneck link
     if not np.any(rho > 0):
-        return factor, wait, 1.0, gemm_cfg
+        return _Curve(np.array([RHO_LOW]), np.zeros(1), np.ones(1), 1.0), gemm_cfg
     slots = _slots(rho)
     loads = np.concatenate([[RHO_LOW, 1.0 / cap], slots])  # relative to link capacity
-    acc, lat = simulate_loads(gemm_cfg, loads * cap, max_cycles=max_cycles, seed=seed, ctr=ctr)
-    acc_rel = acc / cap
-    sat = float(acc_rel[1])
+    cyc = window_cycles(service, float(np.max(slots)), max_cycles)
+    ms = simulate_loads(gemm_cfg, loads * cap, cycles=cyc, seed=seed, ctr=ctr)
+    acc, lat = ms.accepted, ms.latency
+    sat = float(acc[1] / cap)
     lat_low = float(lat[0])
-    s_acc, s_lat = acc_rel[2:], lat[2:]
-    stable = (s_acc >= STABLE_FRAC * slots) & np.isfinite(s_lat)
-    # measured (rho, wait, factor) of the sustained points, the low-load point first
-    pts_r = np.concatenate([[RHO_LOW], slots[stable]])
-    pts_w = np.concatenate([[0.0], np.maximum(s_lat[stable] - lat_low, 0.0)])
-    pts_f = np.concatenate([[1.0], np.minimum(1.0, s_acc[stable] / slots[stable])])
-    order = np.argsort(pts_r)
-    pts_r, pts_w, pts_f = pts_r[order], pts_w[order], pts_f[order]
-    r_max = float(pts_r[-1])
+    # accepted / generated in the window: 1 up to boundary effects for a sustained load
+    # (comparing with the nominal load would add the Bernoulli draw's noise); a queue that
+    # overflowed marks a load beyond saturation (its arrivals were dropped)
+    ratio = acc[2:] / np.maximum(ms.generated[2:], 1e-12)
+    s_lat = lat[2:]
+    stable = (ratio >= STABLE_FRAC) & ~ms.overflow[2:] & np.isfinite(s_lat)
+    pts_r = [RHO_LOW, *slots[stable]]
+    pts_w = [0.0, *np.maximum(s_lat[stable] - lat_low, 0.0)]
+    pts_f = [1.0, *np.minimum(1.0, ratio[stable])]
     paced = float(PACE_FRAC * sat)
-    need_pace = (rho > 0) & (rho > max(r_max, paced))
-    w_pace = None
-    if np.any(need_pace):
-        acc2, lat2 = simulate_loads(
-            gemm_cfg,
-            np.full(N_SLOTS + 2, paced * cap),
-            max_cycles=max_cycles,
-            seed=seed + 7,
-            ctr=ctr,
+    if np.any(rho > max(max(pts_r), paced)):
+        cyc2 = window_cycles(service, PACE_FRAC, max_cycles)
+        m2 = simulate_loads(
+            gemm_cfg, np.full(loads.size, paced * cap), cycles=cyc2, seed=seed + 7, ctr=ctr
         )
-        w_pace = float(max(np.nanmean(lat2) - lat_low, 0.0))
-    for g in range(N_GEMM_ALL):
+        lat2 = m2.latency
+        r2 = float(np.sum(m2.accepted) / max(np.sum(m2.generated), 1e-12))
+        if paced > RHO_LOW and np.all(np.isfinite(lat2)):
+            pts_r.append(paced)
+            pts_w.append(float(max(np.mean(lat2) - lat_low, 0.0)))
+            pts_f.append(min(1.0, r2))
+    order = np.argsort(pts_r)
+    curve = _Curve(
+        np.asarray(pts_r)[order], np.asarray(pts_w)[order], np.asarray(pts_f)[order], sat
+    )
+    return curve, gemm_cfg
+
+
+def pace(curve: _Curve, rho, t_bw, hops, cycle_s):
+    """F1's pacing of each GEMM stream on the measured curve.
+
+    Cores pace a stream (as F0 does with its optimum ``tau*``): at relative load ``r`` it
+    takes ``t_bw / (r f(r))`` on its busiest link plus ``hops x W(r)`` cycles of contention,
+    with ``W`` and ``f`` (accepted / generated) interpolated between the measured sustained
+    points. The load is at most F0's (``rho``: F0 runs the stream no faster, compute
+    permitting) and at most the highest sustained point. Returns the factor
+    ``r* f(r*) / rho`` (the stream takes ``tau / factor``) and the wait ``W(r*)`` per GEMM.
+    """
+    rho = np.asarray(rho, float)
+    factor = np.ones(rho.shape)
+    wait = np.zeros(rho.shape)
+    for g in range(rho.size):
         r = float(rho[g])
         if r <= 0:
             continue
-        if r <= r_max or r <= paced:
-            wait[g] = float(np.interp(r, pts_r, pts_w))
-            factor[g] = float(np.interp(r, pts_r, pts_f))
-            if r > r_max:  # between the highest sustained slot and the paced point
-                wait[g] = float(pts_w[-1])
-        else:
-            factor[g] = paced / r
-            wait[g] = w_pace if w_pace is not None else float(pts_w[-1])
-    return factor, wait, sat, gemm_cfg
+        hi = min(r, float(curve.rho[-1]))
+        lo = min(float(curve.rho[0]), hi)
+        grid = np.unique(
+            np.concatenate([np.linspace(lo, hi, 257), curve.rho[curve.rho <= hi], [hi]])
+        )
+        w = np.interp(grid, curve.rho, curve.wait)
+        f = np.interp(grid, curve.rho, curve.frac)
+        t = t_bw[g] / (grid * f) + hops[g] * cycle_s * w
+        i = int(np.argmin(t))
+        factor[g] = min(1.0, grid[i] * f[i] / r)
+        wait[g] = float(w[i])
+    return factor, wait
+
+
+def _bulk_cycles(max_cycles):
+    total = sum(BULK_CYCLES)
+    if max_cycles >= total:
+        return BULK_CYCLES
+    return tuple(max(1, int(c * max_cycles / total)) for c in BULK_CYCLES)
 
 
 def _a2a_window(pc, tech, *, max_cycles, seed, ctr):
@@ -610,16 +719,16 @@ def _a2a_window(pc, tech, *, max_cycles, seed, ctr):
         pc["n_vcs"], pc["buffer_depth"], pc["link_bits"], pc["d2d_bw_ratio"], pc["crosses"], tech
     )
     ideal = 4.0 / WINDOW_K / (period if period else 1.0)
-    acc, _ = simulate_loads(a2a_cfg, [0.02, 1.0], max_cycles=max_cycles, seed=seed + 1, ctr=ctr)
-    return float(min(1.0, acc[1] / ideal)), a2a_cfg
+    ms = simulate_loads(a2a_cfg, [1.0], cycles=_bulk_cycles(max_cycles), seed=seed + 1, ctr=ctr)
+    return float(min(1.0, ms.accepted[0] / ideal)), a2a_cfg
 
 
 def _reticle_window(pc, tech, *, max_cycles, seed, ctr):
     cfg, period = _reticle_config(pc, tech)
     if cfg is None:
         return 1.0, None
-    acc, _ = simulate_loads(cfg, [0.02, 1.0], max_cycles=max_cycles, seed=seed + 2, ctr=ctr)
-    return float(min(1.0, acc[1] * period)), cfg
+    ms = simulate_loads(cfg, [1.0], cycles=_bulk_cycles(max_cycles), seed=seed + 2, ctr=ctr)
+    return float(min(1.0, ms.accepted[0] * period)), cfg
 
 
 _EVALUATORS: dict = {}
@@ -653,7 +762,7 @@ def evaluate_f1(
     *,
     mapping=None,
     seed: int = 0,
-    max_cycles: int = 1600,
+    max_cycles: int = 16000,
     metrics0: Metrics | None = None,
 ) -> tuple[Metrics, F1Cost]:
     """F1 metrics of one wafer design for a training workload, and what F1 cost.
@@ -665,8 +774,9 @@ def evaluate_f1(
         mapping: the :class:`~theseus_jax.Mapping` to evaluate; default F0's best mapping
             (step time) from the full wafer mapping table.
         seed: simulation seed.
-        max_cycles: cycles of each simulation run (a quarter warm-up, half measurement
-            window, a quarter drain).
+        max_cycles: the most cycles of one simulation run. GEMM-stream windows run a few
+            relaxation times of their highest load (``window_cycles``), up to this; bulk
+            (saturation) windows run 1,600 cycles (or ``max_cycles`` if less).
         metrics0: F0's metrics of (design, mapping), if already computed.
 
     Returns:
@@ -674,8 +784,12 @@ def evaluate_f1(
         (same fields as F0; F0's feasibility verdict), and :class:`F1Cost`.
     """
     t0 = time.perf_counter()
+    if max_cycles < 3 * CHUNK:
+        raise ValueError(f"max_cycles must be >= {3 * CHUNK}, got {max_cycles}")
     if not isinstance(design, WaferDesign):
         raise TypeError(f"evaluate_f1 needs a WaferDesign, got {type(design).__name__}")
+    if not isinstance(workload, TrainingWorkload):
+        raise TypeError(f"evaluate_f1 models training, got {type(workload).__name__}")
     if jnp.ndim(design.macs_per_core) != 0:
         raise ValueError("evaluate_f1 takes one design (scalar leaves), not a batch")
     if mapping is None:
@@ -687,12 +801,18 @@ def evaluate_f1(
     pc = {k: np.asarray(v, float) for k, v in pc.items()}
     ctr = _Counter()
     rho = f0_rho(pc)
-    factor, wait, sat, gcfg = _gemm_window(pc, tech, rho, max_cycles=max_cycles, seed=seed, ctr=ctr)
+    curve, gcfg = _gemm_window(pc, tech, rho, max_cycles=max_cycles, seed=seed, ctr=ctr)
+    factor, wait = pace(curve, rho, pc["t_bw"], pc["hops"], 1.0 / float(pc["clock_hz"]))
+    sat = curve.sat
     a2a_f, acfg = (1.0, None)
     if pc["a2a_s"] > 0:
         a2a_f, acfg = _a2a_window(pc, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
     ret_f, rcfg = 1.0, None
-    needs_reticle = (pc["pp"] > 1) or (pc["dp"] > 1)
+    # the reticle window matters when an on-wafer inter-reticle transfer can be on the
+    # critical path: pipeline transfers, or a DP reduction not dominated (10x) by off-wafer
+    needs_reticle = (pc["pp"] > 1) or (
+        pc["dp"] > 1 and (pc["wafers_spanned"] <= 1 or pc["on_dp"] > 0.1 * pc["off_dp"])
+    )
     if needs_reticle:
         ret_f, rcfg = _reticle_window(pc, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
     parts = recompose(
