@@ -49,7 +49,7 @@ from .training import (
     state_bytes_per_param,
 )
 
-__all__ = ["wafer_training_step", "region_gemm"]
+__all__ = ["wafer_training_step", "region_gemm", "gemm_stream_terms"]
 
 
 def _pad_eff(x, a):
@@ -58,22 +58,12 @@ def _pad_eff(x, a):
     return safe_div(xx, jnp.ceil(safe_div(xx, a) - 1e-4) * a)
 
 
-def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
-    r"""Time and traffic of ``count`` GEMMs (m x k)(k x n) spread over ``cores`` cores.
+def gemm_stream_terms(design, tech, cores, m, n, k, count, bits, d2d_cross):
+    """Per-GEMM terms of :func:`region_gemm` before pacing (shared with the F1 evaluator).
 
-    The mesh stream of a GEMM takes ``t_bw`` on its busiest link; its packets also see the
-    zero-load latency (hops x router/link delay, plus each core's add on the reduction hops,
-    plus reticle crossings) and an M/D/1 queueing wait per hop at the link utilisation
-    ``rho = t_bw / tau`` of the phase of duration ``tau``. Cores pace their injection, so
-    ``tau`` is the best of ``tau >= max(t_compute, t_bw / 0.95)``: minimising
-    :math:`\tau + h c \rho / (2 (1 - \rho))` gives
-    :math:`\tau^* = t_{bw} + \sqrt{h c\, t_{bw} / 2}` (``h`` hops, ``c`` cycle time). The
-    overlapped GEMM time is therefore never larger for faster compute or wider links.
-
-    Returns ``(t_compute, t_overlapped, t_comm_alone, bit_hops, cross_bits)``: compute time at
-    the achieved MAC-array efficiency, the GEMM time with compute and mesh traffic
-    overlapped, the time of the traffic alone (for a non-overlapped schedule), NoC bit-hops
-    and bits that cross reticle boundaries (for energy).
+    Returns ``(t_compute, t_bw, hops, lat0, tau_star, c_inst, p)``: compute time at the
+    achieved MAC-array efficiency, busiest-link time, hops, zero-load latency (s), the
+    pacing optimum, cores per GEMM instance and the instance's mesh side.
     """
     f = design.clock_hz
     a = safe_sqrt(design.macs_per_core)
@@ -107,6 +97,30 @@ def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
         + d2d_cross * tech.d2d_delay_cycles
     ) * cyc
     tau_star = jnp.maximum(t_bw / 0.95, t_bw + safe_sqrt(0.5 * hops * cyc * t_bw))
+    return t_comp, t_bw, hops, lat0, tau_star, c_inst, p
+
+
+def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
+    r"""Time and traffic of ``count`` GEMMs (m x k)(k x n) spread over ``cores`` cores.
+
+    The mesh stream of a GEMM takes ``t_bw`` on its busiest link; its packets also see the
+    zero-load latency (hops x router/link delay, plus each core's add on the reduction hops,
+    plus reticle crossings) and an M/D/1 queueing wait per hop at the link utilisation
+    ``rho = t_bw / tau`` of the phase of duration ``tau``. Cores pace their injection, so
+    ``tau`` is the best of ``tau >= max(t_compute, t_bw / 0.95)``: minimising
+    :math:`\tau + h c \rho / (2 (1 - \rho))` gives
+    :math:`\tau^* = t_{bw} + \sqrt{h c\, t_{bw} / 2}` (``h`` hops, ``c`` cycle time). The
+    overlapped GEMM time is therefore never larger for faster compute or wider links.
+
+    Returns ``(t_compute, t_overlapped, t_comm_alone, bit_hops, cross_bits)``: compute time at
+    the achieved MAC-array efficiency, the GEMM time with compute and mesh traffic
+    overlapped, the time of the traffic alone (for a non-overlapped schedule), NoC bit-hops
+    and bits that cross reticle boundaries (for energy).
+    """
+    t_comp, t_bw, hops, lat0, tau_star, c_inst, p = gemm_stream_terms(
+        design, tech, cores, m, n, k, count, bits, d2d_cross
+    )
+    cyc = safe_div(1.0, design.clock_hz)
 
     def paced(tau):
         return tau + lat0 + hops * cyc * mdl_queue_wait(safe_div(t_bw, tau))

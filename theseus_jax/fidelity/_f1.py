@@ -84,7 +84,7 @@ from ..cost._ops import ATTN_CORE, N_GEMMS, layer_ops
 from ..cost.collectives import mdl_queue_wait
 from ..cost.physical import physical_wsc
 from ..cost.training import n_microbatches, recompute_passes
-from ..cost.wafer import _dram_bw_per_reticle, wafer_training_step
+from ..cost.wafer import _dram_bw_per_reticle, gemm_stream_terms, wafer_training_step
 from ..design._wafer import DramKind, WaferDesign
 from ..metrics._metrics import Metrics
 from ..sim import MeshConfig, make_mesh_sim, run
@@ -162,37 +162,8 @@ class F1Cost(NamedTuple):
 def _gemm_streams(design, tech, cores, m, n, k, count, bits, d2d_cross):
     """Per-GEMM pieces of :func:`theseus_jax.cost.wafer.region_gemm`: compute time, busiest
     link time ``t_bw``, hops, zero-load latency and F0's pacing optimum ``tau*``."""
-    f = design.clock_hz
-    a = safe_sqrt(design.macs_per_core)
-    c_inst = jnp.maximum(safe_div(cores, count), 1.0)
-    p = safe_sqrt(c_inst)
-    busy = jnp.minimum(1.0, safe_div(k, p)) * jnp.minimum(1.0, safe_div(n, p))
-    k_loc = jnp.maximum(safe_div(k, p), 1.0)
-    n_loc = jnp.maximum(safe_div(n, p), 1.0)
-
-    def pad_eff(x, w):
-        xx = jnp.maximum(x, 1.0)
-        return safe_div(xx, jnp.ceil(safe_div(xx, w) - 1e-4) * w)
-
-    eta_pad = pad_eff(k_loc, a) * pad_eff(n_loc, a)
-    eta_sram = jnp.minimum(1.0, safe_div(design.sram_bw_bits_per_cycle, 3.0 * bits * a))
-    peak_core = 2.0 * design.macs_per_core * f * safe_div(16.0, bits)
-    t_comp = safe_div(2.0 * m * n * k * count, cores * peak_core * busy * eta_pad * eta_sram)
-    link_vals = jnp.maximum(m * k, m * n) / p
-    link_bw = design.link_bw_bytes_per_s() * jnp.where(
-        d2d_cross > 0, jnp.minimum(1.0, design.d2d_bw_ratio), 1.0
-    )
-    t_bw = safe_div(link_vals * bits / 8.0, link_bw) * jnp.where(c_inst > 1.0, 1.0, 0.0)
-    t_bw = t_bw * jnp.minimum(1.0, safe_div(cores, count))
-    hops = p
-    cyc = safe_div(1.0, f)
-    lat0 = (
-        hops * (tech.router_delay_cycles + tech.link_delay_cycles)
-        + 0.5 * p * tech.reduce_add_cycles
-        + d2d_cross * tech.d2d_delay_cycles
-    ) * cyc
-    tau_star = jnp.maximum(t_bw / 0.95, t_bw + safe_sqrt(0.5 * hops * cyc * t_bw))
-    return t_comp, t_bw, hops, lat0, tau_star
+    terms = gemm_stream_terms(design, tech, cores, m, n, k, count, bits, d2d_cross)
+    return terms[:5]
 
 
 def f0_pieces(design, tech, phys, workload, mp) -> dict:
