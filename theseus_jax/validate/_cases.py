@@ -186,6 +186,27 @@ def _unsupported(c, reason) -> CaseResult:
     )
 
 
+def _predicted(c, pred, metrics) -> CaseResult:
+    """The row of a predicted case (or unsupported when the metric is not one we predict)."""
+    from .._violations import describe
+
+    if pred is None:
+        return _unsupported(c, f"metric {c['metric']!r} is not one the model predicts")
+    meas = float(c["value"])
+    viol = int(np.asarray(metrics.violations))
+    return CaseResult(
+        id=c["id"],
+        category=c.get("category"),
+        metric=c["metric"],
+        unit=c.get("unit"),
+        measured=meas,
+        predicted=pred,
+        error_pct=100.0 * (pred - meas) / meas,
+        status="ok" if viol == 0 else "ok (infeasible: " + ", ".join(describe(viol)) + ")",
+        reason="",
+    )
+
+
 def training_setup(c: dict, system: GPUSystem | None = None):
     """(system, workload, mapping) of a training case, from the case's own fields."""
     if system is None:
@@ -291,7 +312,6 @@ def _inference_metric(c, m) -> float | None:
 
 
 def _predict_inference(c: dict) -> CaseResult:
-    from .._violations import describe
     from ..metrics._evaluate import default_mappings, evaluate_point, make_evaluator
 
     try:
@@ -308,22 +328,7 @@ def _predict_inference(c: dict) -> CaseResult:
         m = jax.tree_util.tree_map(lambda x: x[0], res.metrics)
     else:
         m = evaluate_point(system, wl, mp, tech)
-    pred = _inference_metric(c, m)
-    if pred is None:
-        return _unsupported(c, f"metric {c['metric']!r} is not one the model predicts")
-    meas = float(c["value"])
-    viol = int(np.asarray(m.violations))
-    return CaseResult(
-        id=c["id"],
-        category=c.get("category"),
-        metric=c["metric"],
-        unit=c.get("unit"),
-        measured=meas,
-        predicted=pred,
-        error_pct=100.0 * (pred - meas) / meas,
-        status="ok" if viol == 0 else "ok (infeasible: " + ", ".join(describe(viol)) + ")",
-        reason="",
-    )
+    return _predicted(c, _inference_metric(c, m), m)
 
 
 def predict_case(c: dict) -> CaseResult:
@@ -349,24 +354,7 @@ def predict_case(c: dict) -> CaseResult:
     except (KeyError, ValueError) as e:
         return _unsupported(c, f"case setup incomplete: {e}")
     metrics = gpu_training_step(system, wl, mp)
-    pred = _training_metric(c, metrics)
-    if pred is None:
-        return _unsupported(c, f"metric {c['metric']!r} is not one the model predicts")
-    meas = float(c["value"])
-    viol = int(np.asarray(metrics.violations))
-    from .._violations import describe
-
-    return CaseResult(
-        id=c["id"],
-        category=cat,
-        metric=c["metric"],
-        unit=c.get("unit"),
-        measured=meas,
-        predicted=pred,
-        error_pct=100.0 * (pred - meas) / meas,
-        status="ok" if viol == 0 else "ok (infeasible: " + ", ".join(describe(viol)) + ")",
-        reason="",
-    )
+    return _predicted(c, _training_metric(c, metrics), metrics)
 
 
 def validate_cases(path=None) -> dict[str, Any]:
