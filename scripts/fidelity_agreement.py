@@ -76,6 +76,25 @@ def _sample_feasible(space, wl, tech, n, seed, log):
     raise SystemExit(f"only {len(designs)} F0-feasible designs after {drawn} draws")
 
 
+def ideal_network_f0(design, wl, tech, mp, m0) -> float:
+    """F0's step time with the congestion term it had before the flow-control efficiency
+    and packet service time (``noc_flow_terms``) were added: full link bandwidth and an
+    M/D/1 wait of one-cycle service -- recomposed from the same pieces, for the
+    before/after comparison."""
+    import jax.numpy as jnp
+
+    from theseus_jax.cost.collectives import mdl_queue_wait
+    from theseus_jax.cost.physical import physical_wsc
+    from theseus_jax.fidelity._f1 import _f0_pieces_jit, f0_rho, recompose
+
+    pc = _f0_pieces_jit(design, tech, physical_wsc(design, tech), wl, mp)
+    pc = {k: np.asarray(v, float) for k, v in pc.items()}
+    wait = np.asarray(mdl_queue_wait(jnp.asarray(f0_rho(pc))), float)
+    ones = np.ones_like(pc["t_bw"])
+    parts = recompose(pc, m0, gemm_factor=ones, gemm_wait=wait, a2a_factor=1.0, reticle_factor=1.0)
+    return float(parts["step_time_s"])
+
+
 def _describe(d, mp) -> dict:
     f = lambda a: float(np.asarray(a))  # noqa: E731
     return dict(
@@ -127,11 +146,12 @@ def main(argv=None) -> int:
     designs, m0s, maps, drawn = _sample_feasible(space, wl, tech, args.n, args.seed, log)
     f0_s = time.perf_counter() - t
 
-    f0, f1, costs, rows = [], [], [], []
+    f0, f0i, f1, costs, rows = [], [], [], [], []
     for i, (d, m0, mp) in enumerate(zip(designs, m0s, maps, strict=True)):
         m1, c = evaluate_f1(
             d, wl, tech, mapping=mp, metrics0=m0, seed=args.seed + i, max_cycles=args.max_cycles
         )
+        f0i.append(ideal_network_f0(d, wl, tech, mp, m0))
         f0.append(float(m0.step_time_s))
         f1.append(float(m1.step_time_s))
         costs.append(c)
@@ -140,6 +160,7 @@ def main(argv=None) -> int:
                 index=i,
                 f0_step_s=f0[-1],
                 f1_step_s=f1[-1],
+                f0_ideal_net_step_s=f0i[-1],
                 rel_err=abs(f1[-1] - f0[-1]) / f1[-1],
                 f0_comm_s=float(m0.tp_comm_s + m0.pp_comm_s + m0.dp_comm_s),
                 f1_comm_s=float(m1.tp_comm_s + m1.pp_comm_s + m1.dp_comm_s),
@@ -164,6 +185,9 @@ def main(argv=None) -> int:
     f0a, f1a = np.asarray(f0), np.asarray(f1)
     rel = np.abs(f1a - f0a) / f1a
     tau = kendall_tau(f0a, f1a)
+    f0ia = np.asarray(f0i)
+    rel_i = np.abs(f1a - f0ia) / f1a
+    tau_i = kendall_tau(f0ia, f1a)
     disc = discordant_counts(f0a, f1a)
     r0, r1 = _ranks(f0a), _ranks(f1a)
     for r, dcount, a, b in zip(rows, disc, r0, r1, strict=True):
@@ -187,6 +211,13 @@ def main(argv=None) -> int:
         rel_err_mean=float(np.mean(rel)),
         rel_err_max=float(np.max(rel)),
         f1_slower_frac=float(np.mean(f1a > f0a)),
+        ideal_network_f0=dict(
+            kendall_tau=tau_i,
+            rel_err_median=float(np.median(rel_i)),
+            rel_err_mean=float(np.mean(rel_i)),
+            rel_err_max=float(np.max(rel_i)),
+            discordant_pairs=int(np.sum(discordant_counts(f0ia, f1a)) // 2),
+        ),
         discordant_pairs=int(np.sum(disc) // 2),
         pairs=len(rows) * (len(rows) - 1) // 2,
         f0_wall_s=f0_s,
@@ -211,6 +242,13 @@ def main(argv=None) -> int:
         f"{out['rel_err_mean']:.4f}  max {out['rel_err_max']:.4f}"
     )
     print(f"  F1 slower than F0      {100 * out['f1_slower_frac']:.0f}% of designs")
+    ii = out["ideal_network_f0"]
+    print(
+        f"  before F0's flow-control / packet-service terms (ideal-network F0, same designs "
+        f"and mappings): tau {ii['kendall_tau']:.4f} ({ii['discordant_pairs']} discordant), "
+        f"|F1 - F0| / F1 median {ii['rel_err_median']:.4f} mean {ii['rel_err_mean']:.4f} "
+        f"max {ii['rel_err_max']:.4f}"
+    )
     print(f"  F0 cost                {f0_s:.1f} s (all designs, all mappings, one batch)")
     print(
         f"  F1 cost                {total['wall_s']:.1f} s wall ({total['compile_s']:.1f} s "

@@ -4,8 +4,11 @@ For every (mesh, pattern, packet size) series of the reference CSV (columns as i
 shared/reference/booksim_mesh_curves.csv), simulate every reference offered load and a fine
 grid around the reference saturation point, with BookSim's router parameters
 (8 VCs x 8 flits, 1-cycle routing / VC allocation / switch allocation / traversal / link,
-credit delay 1) and BookSim's measurement method (3,000-cycle warm-up, 3,000-cycle window,
-8,000-cycle drain, latency threshold 500 cycles). Prints, per series, the saturation
+credit delay 1) and BookSim's latency-mode measurement procedure
+(:class:`theseus_jax.sim.BookSimSpec`: 3 warm-up sample periods of 1,000 cycles, sample
+periods until latency and throughput converge, at most 10 in all, then a drain of every
+measured packet; latency threshold 500 cycles; source queues deep enough -- 8,192 packets --
+to stand in for BookSim's unbounded ones). Prints, per series, the saturation
 throughput (highest stable offered load) of both, and the latency error at every load
 below 90 % of the reference saturation; targets: saturation within 5 %, latency within 10 %.
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from theseus_jax.sim import MeasureSpec, MeshConfig, measure_batch
+from theseus_jax.sim import BookSimSpec, MeshConfig, measure_batch
 
 DEFAULT_REF = (
     Path(__file__).resolve().parents[1].parent
@@ -35,6 +38,9 @@ DEFAULT_REF = (
 SHIPPED_REF = (
     Path(__file__).resolve().parents[1] / "configs" / "validation" / ("booksim_mesh_curves.csv")
 )
+
+
+QUEUE_CAP = 8192  # packets per source queue (BookSim's are unbounded)
 
 
 def load_reference(path):
@@ -53,7 +59,7 @@ def compare_series(key, rows, spec, grid_points=19):
     k, pattern, ps = key
     stable = [float(r["injection_rate"]) for r in rows if r["status"] == "ok"]
     ref_sat = max(stable)
-    cfg = MeshConfig(kx=k, ky=k, packet_size=ps, pattern=pattern)
+    cfg = MeshConfig(kx=k, ky=k, packet_size=ps, pattern=pattern, queue_cap=QUEUE_CAP)
     grid = list(ref_sat * np.linspace(0.8, 1.16, grid_points))
     ref_loads = [float(r["injection_rate"]) for r in rows]
     t = time.perf_counter()
@@ -119,7 +125,7 @@ def main(argv=None) -> int:
         series = {key: v for key, v in series.items() if key == (int(k), pat, int(ps))}
         if not series:
             raise SystemExit(f"no series {args.series} in {ref}")
-    spec = MeasureSpec()
+    spec = BookSimSpec()
     results = [compare_series(key, rows, spec) for key, rows in series.items()]
     for r in results:
         r.pop("unused", None)

@@ -423,3 +423,34 @@ def test_explain_on_a_table_names_each_row(a100):
     m = _gpu_table(_with(a100, n_gpus=64), wl, maps, None)
     assert explain(m, 0) == "infeasible: MEMORY_CAPACITY"
     assert explain(m, 1) == "feasible"
+
+
+def test_noc_flow_terms_closed_form(n7):
+    """Credit round trip t_crt = 2 hop + 1 cycles (Dally & Towles sec. 13.3): a VC of B flits
+    keeps min(1, B P / t_crt) of a link of period P; a 512-bit packet holds a w-bit link for
+    min(8, max(1, 512 / w)) flits x P cycles (fractional in F0)."""
+    from theseus_jax.cost.wafer import noc_flow_terms
+
+    base = load_space("theseus_2024").sample(jax.random.PRNGKey(3), 1)
+    base = jax.tree_util.tree_map(lambda a: a[0], base)
+    hop = max(1.0, round(float(n7.router_delay_cycles + n7.link_delay_cycles)))
+    t_crt = 2 * hop + 1
+    for b in (1, 2, 3, 4):
+        for w, flits in ((32, 8), (64, 8), (96, 512 / 96), (128, 4), (512, 1), (4096, 1)):
+            for ratio, cross in ((1.0, 0.0), (0.5, 1.0), (0.25, 1.0), (0.5, 0.0)):
+                d = _with(base, buffer_depth=b, link_bits_per_cycle=w, d2d_bw_ratio=ratio)
+                eta, s = noc_flow_terms(d, n7, cross)
+                period = 1.0 / ratio if cross else 1.0
+                np.testing.assert_allclose(float(eta), min(1.0, b * period / t_crt), rtol=1e-6)
+                np.testing.assert_allclose(float(s), flits * period, rtol=1e-6)
+
+
+def test_wafer_deeper_buffers_never_slower(wafer_mono, n7, xl):
+    designs, maps, base = wafer_mono
+    st = [np.asarray(base.step_time_s)]
+    for b in (1.0, 2.0, 3.0, 4.0):
+        d = eqx.tree_at(lambda m: m.buffer_depth, designs, jnp.full_like(designs.buffer_depth, b))
+        st.append(np.asarray(_wafer_table(d, xl, maps, n7).step_time_s))
+    for lo, hi in zip(st[1:-1], st[2:], strict=True):
+        assert np.all(hi <= lo * (1 + MONO_RTOL))
+    assert np.any(st[4] < st[1] * (1 - 1e-3)), "buffer depth never matters"

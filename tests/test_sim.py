@@ -138,6 +138,8 @@ def test_cli_sim(tmp_path, capsys):
             "transpose",
             "--rates",
             "0.05,0.3",
+            "--method",
+            "fixed",
             "--warmup",
             "200",
             "--window",
@@ -154,3 +156,60 @@ def test_cli_sim(tmp_path, capsys):
     assert (tmp_path / "sim.csv").read_text().count("\n") == 3
     assert (tmp_path / "latency.png").stat().st_size > 0
     assert main(["sim", "--mesh", "4by4"]) == 2
+    # default: BookSim's procedure; 0.5 is beyond the 4x4 transpose bound (1/3)
+    rc = main(
+        [
+            "sim",
+            "--mesh",
+            "4x4",
+            "--pattern",
+            "transpose",
+            "--rates",
+            "0.05,0.5",
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(ln.strip().startswith("0.0500") and ln.endswith("ok") for ln in lines)
+    assert any(ln.strip().startswith("0.5000") and ln.endswith("saturated") for ln in lines)
+
+
+def test_booksim_procedure_matches_reference_small_case():
+    """BookSim2's latency-mode procedure on the smallest reference series (8x8 uniform,
+    1-flit packets; configs/validation/booksim_mesh_curves.csv): latency within 10 % at two
+    loads below saturation, every measured packet drained, and a load beyond the XY
+    channel-load bound (0.5) reported unstable."""
+    import csv
+    from pathlib import Path
+
+    from theseus_jax.sim import BookSimSpec
+
+    ref_path = Path(__file__).resolve().parents[1] / "configs/validation/booksim_mesh_curves.csv"
+    with open(ref_path) as fh:
+        ref = {
+            float(r["injection_rate"]): r
+            for r in csv.DictReader(fh)
+            if (r["mesh_k"], r["traffic"], r["packet_size"]) == ("8", "uniform", "1")
+        }
+    loads = [0.1, 0.25]
+    cfg = MeshConfig(kx=8, ky=8, packet_size=1, pattern="uniform", queue_cap=4096)
+    outs = measure_batch(cfg, loads + [0.6], spec=BookSimSpec(max_cycles=20000))
+    for load, o in zip(loads, outs, strict=False):
+        assert o["stable"], o
+        want = float(ref[load]["avg_latency"])
+        assert abs(o["avg_latency"] / want - 1.0) < 0.10, (load, o["avg_latency"], want)
+        assert abs(o["accepted_rate"] / load - 1.0) < 0.05
+        # warm-up 3 periods + >= 3 converged sample periods, whole drain periods
+        assert 6000 <= o["cycles"] <= 12000
+    assert not outs[2]["stable"]
+
+
+def test_booksim_spec_rejects_bad_values():
+    from theseus_jax.sim import BookSimSpec
+
+    with pytest.raises(ValueError, match="max_samples"):
+        BookSimSpec(warmup_periods=3, max_samples=3)
+    with pytest.raises(ValueError, match="max_cycles"):
+        BookSimSpec(max_cycles=5000)

@@ -26,9 +26,17 @@ def add_parser(sub) -> None:
     p.add_argument("--buf", type=int, default=8, help="flits per VC buffer")
     p.add_argument("--rates", default=None, help="comma-separated offered loads (flits/node/cycle)")
     p.add_argument("--points", type=int, default=10, help="loads of the automatic sweep")
-    p.add_argument("--warmup", type=int, default=3000)
-    p.add_argument("--window", type=int, default=3000)
-    p.add_argument("--drain", type=int, default=8000)
+    p.add_argument(
+        "--method",
+        default="booksim",
+        choices=["booksim", "fixed"],
+        help="booksim: BookSim2's procedure (warm-up, sample periods until converged, drain of "
+        "every measured packet); fixed: --warmup/--window/--drain cycles",
+    )
+    p.add_argument("--warmup", type=int, default=3000, help="cycles (--method fixed)")
+    p.add_argument("--window", type=int, default=3000, help="cycles (--method fixed)")
+    p.add_argument("--drain", type=int, default=8000, help="cycles (--method fixed)")
+    p.add_argument("--queue-cap", type=int, default=4096, help="packets per source queue")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/sim", help="output directory (sim.csv, latency.png)")
     p.add_argument("--json", action="store_true")
@@ -43,7 +51,7 @@ def _parse_mesh(s: str):
 
 
 def run(args) -> int:
-    from ..sim import MeasureSpec, MeshConfig, measure_batch
+    from ..sim import BookSimSpec, MeasureSpec, MeshConfig, measure_batch
     from ..sim._bounds import channel_load_bound
 
     kx, ky = _parse_mesh(args.mesh)
@@ -54,6 +62,7 @@ def run(args) -> int:
         buf_depth=args.buf,
         packet_size=args.packet_size,
         pattern=args.pattern,
+        queue_cap=args.queue_cap,
     )
     bound = channel_load_bound(cfg)
     if args.rates:
@@ -62,7 +71,10 @@ def run(args) -> int:
             raise ValueError("--rates must be in (0, 1] flits/node/cycle")
     else:
         rates = list(np.round(bound * np.linspace(0.1, 1.0, args.points), 5))
-    spec = MeasureSpec(args.warmup, args.window, args.drain)
+    if args.method == "booksim":
+        spec = BookSimSpec()
+    else:
+        spec = MeasureSpec(args.warmup, args.window, args.drain)
     outs = measure_batch(cfg, rates, seed=args.seed, spec=spec)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,11 +106,9 @@ def run(args) -> int:
     )
     print(f"{'offered':>8s} {'accepted':>9s} {'latency':>9s}  status")
     for o in outs:
-        lat = f"{o['avg_latency']:.1f}" if o["packets_measured"] else "-"
-        print(
-            f"{o['rate']:8.4f} {o['accepted_rate']:9.4f} {lat:>9s}  "
-            f"{'ok' if o['stable'] else 'saturated'}"
-        )
+        lat = f"{o['avg_latency']:.1f}" if np.isfinite(o["avg_latency"]) else "-"
+        acc = f"{o['accepted_rate']:.4f}" if np.isfinite(o["accepted_rate"]) else "-"
+        print(f"{o['rate']:8.4f} {acc:>9s} {lat:>9s}  {'ok' if o['stable'] else 'saturated'}")
     print(f"saturation throughput (highest stable load): {sat:.4f} flits/node/cycle")
     print(f"wrote {out_dir / 'sim.csv'}, {out_dir / 'latency.png'}")
     return 0
@@ -110,14 +120,17 @@ def _plot(path, outs, cfg, bound) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [o for o in outs if o["stable"] and o["packets_measured"]]
+    ok = [o for o in outs if o["stable"] and np.isfinite(o["avg_latency"])]
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     ax.plot([o["rate"] for o in ok], [o["avg_latency"] for o in ok], "-o", ms=4, label="stable")
     bad = [o for o in outs if not o["stable"]]
     if bad:
         ax.scatter(
             [o["rate"] for o in bad],
-            [min(o["avg_latency"], 500) for o in bad],
+            [
+                500.0 if not np.isfinite(o["avg_latency"]) else min(o["avg_latency"], 500.0)
+                for o in bad
+            ],
             c="r",
             marker="x",
             label="saturated",

@@ -31,7 +31,7 @@ from ..design._wafer import DramKind
 from ..metrics._metrics import InferenceMetrics
 from .collectives import allreduce_time, p2p_time
 from .gpu import gpu_gemm_time
-from .wafer import _d2d_energy, _dram_bw_per_reticle, region_gemm
+from .wafer import _d2d_energy, _dram_bw_per_reticle, noc_flow_terms, region_gemm
 
 __all__ = ["ForwardOps", "forward_ops", "gpu_inference", "wafer_inference"]
 
@@ -399,7 +399,7 @@ def wafer_inference(design, tech, phys, wl, mp) -> InferenceMetrics:
     dec = _wafer_stage(*args, mb, 1.0, c_dec, tp, layers, kv_in_sram, streamed)
     side = safe_sqrt(cores)
     hop_s = safe_div(tech.router_delay_cycles + tech.link_delay_cycles, design.clock_hz)
-    boundary_bw = side * design.d2d_link_bw_bytes_per_s()
+    boundary_bw = side * design.d2d_link_bw_bytes_per_s() * noc_flow_terms(design, tech, 1.0)[0]
     lat = side * hop_s + safe_div(tech.d2d_delay_cycles, design.clock_hz)
     span = tp * p > R
     off_bw = design.inter_wafer_bw_bytes_per_s

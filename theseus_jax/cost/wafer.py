@@ -49,7 +49,17 @@ from .training import (
     state_bytes_per_param,
 )
 
-__all__ = ["wafer_training_step", "region_gemm", "gemm_stream_terms"]
+__all__ = [
+    "wafer_training_step",
+    "region_gemm",
+    "gemm_stream_terms",
+    "noc_flow_terms",
+    "paced_gemm",
+    "PACKET_PAYLOAD_BITS",
+]
+
+PACKET_PAYLOAD_BITS = 512.0  # [U] payload of one NoC packet (32 16-bit values); F1 uses it too
+MAX_PACKET_FLITS = 8.0  # [U] longest packet (flits)
 
 
 def _pad_eff(x, a):
@@ -63,7 +73,9 @@ def gemm_stream_terms(design, tech, cores, m, n, k, count, bits, d2d_cross):
 
     Returns ``(t_compute, t_bw, hops, lat0, tau_star, c_inst, p)``: compute time at the
     achieved MAC-array efficiency, busiest-link time, hops, zero-load latency (s), the
-    pacing optimum, cores per GEMM instance and the instance's mesh side.
+    pacing optimum of an ideal network (one-cycle service, full link bandwidth: the load the
+    F1 evaluator offers its simulated window; F0 itself paces with :func:`paced_gemm`),
+    cores per GEMM instance and the instance's mesh side.
     """
     f = design.clock_hz
     a = safe_sqrt(design.macs_per_core)
@@ -100,17 +112,81 @@ def gemm_stream_terms(design, tech, cores, m, n, k, count, bits, d2d_cross):
     return t_comp, t_bw, hops, lat0, tau_star, c_inst, p
 
 
+def noc_flow_terms(design, tech, d2d_cross):
+    r"""Flow-control terms of F0's congestion model for streams on one class of links.
+
+    .. math::
+
+        s = \min(8, \max(1, 512 / w))\, P, \qquad
+        \eta = \min\!\Big(1, \frac{B\, P}{t_{crt}}\Big), \qquad
+        t_{crt} = 2 t_{hop} + 1
+
+    ``s`` is the cycles one packet holds a link (flits of a 512-bit packet on a ``w``-bit
+    link, 1 to 8 -- fractional, so F0 stays differentiable in ``w``; the simulator rounds
+    up -- times the link's period ``P``: ``1 / d2d_bw_ratio`` on reticle
+    crossings, else 1): the service time of the M/D/1 wait. ``eta`` is the share of link
+    bandwidth one stream keeps with credit-based flow control: a VC of ``B`` flit buffers
+    can have at most ``B`` flits in flight per credit round trip ``t_crt`` (flit pipeline,
+    credit pipeline, one cycle to process the credit; ``t_hop`` = router + link delay),
+    and a stream of packets holds one VC at a time.
+
+    Args:
+        design: one :class:`~theseus_jax.WaferDesign`.
+        tech: :class:`~theseus_jax.Tech`.
+        d2d_cross: > 0 when the stream's bottleneck link crosses reticles.
+
+    Returns:
+        ``(eta, s_cycles)``.
+
+    References:
+        Dally & Towles, *Principles and Practices of Interconnection Networks* (2004),
+        sec. 13.3 (credit round trip: ``B >= t_crt b / L_f`` for full throughput).
+    """
+    period = jnp.where(d2d_cross > 0, safe_div(1.0, jnp.minimum(1.0, design.d2d_bw_ratio)), 1.0)
+    # fractional flits (the mean over packets of a stream): keeps F0 smooth in link width
+    flits = jnp.clip(
+        safe_div(PACKET_PAYLOAD_BITS, design.link_bits_per_cycle), 1.0, MAX_PACKET_FLITS
+    )
+    hop = jnp.maximum(jnp.round(tech.router_delay_cycles + tech.link_delay_cycles), 1.0)
+    t_crt = 2.0 * hop + 1.0
+    eta = jnp.minimum(1.0, safe_div(design.buffer_depth * period, t_crt))
+    return eta, flits * period
+
+
+def paced_gemm(t_comp, t_bw, hops, lat0, cyc, eta, s_cycles, overlap):
+    r"""F0's paced time of a GEMM's mesh stream (see :func:`region_gemm`).
+
+    The stream needs ``t_bw / eta`` on its busiest link; at utilisation ``rho`` each of its
+    ``hops`` hops waits ``s rho / (2 (1 - rho))`` cycles (M/D/1, ``s`` cycles per packet).
+    Cores pace injection: minimising :math:`\tau + h c s \rho / (2(1-\rho))` over
+    ``tau >= t_bw / (0.95 eta)`` gives
+    :math:`\tau^* = t_e + \sqrt{h c s\, t_e / 2}` with :math:`t_e = t_{bw} / \eta`.
+    With ``overlap`` the phase lasts ``max(t_compute, tau*)``.
+
+    Returns:
+        ``(tau, wait_cycles, t_alone)``: phase duration, wait per hop, and the stream time
+        ``tau + lat0 + hops c wait``.
+    """
+    t_e = safe_div(t_bw, eta)
+    tau_star = jnp.maximum(t_e / 0.95, t_e + safe_sqrt(0.5 * hops * cyc * s_cycles * t_e))
+    tau = jnp.where(overlap, jnp.maximum(t_comp, tau_star), tau_star)
+    wait = s_cycles * mdl_queue_wait(safe_div(t_e, tau))
+    return tau, wait, tau + lat0 + hops * cyc * wait
+
+
 def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
     r"""Time and traffic of ``count`` GEMMs (m x k)(k x n) spread over ``cores`` cores.
 
     The mesh stream of a GEMM takes ``t_bw`` on its busiest link; its packets also see the
     zero-load latency (hops x router/link delay, plus each core's add on the reduction hops,
     plus reticle crossings) and an M/D/1 queueing wait per hop at the link utilisation
-    ``rho = t_bw / tau`` of the phase of duration ``tau``. Cores pace their injection, so
-    ``tau`` is the best of ``tau >= max(t_compute, t_bw / 0.95)``: minimising
-    :math:`\tau + h c \rho / (2 (1 - \rho))` gives
-    :math:`\tau^* = t_{bw} + \sqrt{h c\, t_{bw} / 2}` (``h`` hops, ``c`` cycle time). The
-    overlapped GEMM time is therefore never larger for faster compute or wider links.
+    ``rho = t_bw / (eta tau)`` of the phase of duration ``tau``, with the packet's link time
+    ``s`` as service time and the credit-loop efficiency ``eta`` (:func:`noc_flow_terms`).
+    Cores pace their injection, so ``tau`` is the best of ``tau >= max(t_compute, t_e /
+    0.95)``, ``t_e = t_bw / eta``: minimising :math:`\tau + h c s \rho / (2 (1 - \rho))`
+    gives :math:`\tau^* = t_e + \sqrt{h c s\, t_e / 2}` (``h`` hops, ``c`` cycle time)
+    (:func:`paced_gemm`). The overlapped GEMM time is therefore never larger for faster
+    compute or wider links.
 
     Returns ``(t_compute, t_overlapped, t_comm_alone, bit_hops, cross_bits)``: compute time at
     the achieved MAC-array efficiency, the GEMM time with compute and mesh traffic
@@ -121,13 +197,10 @@ def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
         design, tech, cores, m, n, k, count, bits, d2d_cross
     )
     cyc = safe_div(1.0, design.clock_hz)
-
-    def paced(tau):
-        return tau + lat0 + hops * cyc * mdl_queue_wait(safe_div(t_bw, tau))
-
+    eta, s_cyc = noc_flow_terms(design, tech, d2d_cross)
     has = t_bw > 0
-    t_ovl = jnp.where(has, paced(jnp.maximum(t_comp, tau_star)), t_comp)
-    t_alone = jnp.where(has, paced(tau_star), 0.0)
+    t_ovl = jnp.where(has, paced_gemm(t_comp, t_bw, hops, lat0, cyc, eta, s_cyc, True)[2], t_comp)
+    t_alone = jnp.where(has, paced_gemm(t_comp, t_bw, hops, lat0, cyc, eta, s_cyc, False)[2], 0.0)
     # bit-hops: inputs fan out along rows, partial sums gather along columns (~p hops each)
     vals_moved = (m * k + m * n) * count * jnp.where(c_inst > 1.0, 1.0, 0.0)
     bit_hops = vals_moved * bits * p
@@ -267,7 +340,9 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
 
     # ---- pipeline p2p (region boundary; off-wafer when the pipeline spans wafers) -------------
     p2p_bytes = 2.0 * T * mdl.d_model * bytes_el / 2.0  # T h values
-    boundary_bw = side * design.d2d_link_bw_bytes_per_s()
+    # region boundaries are reticle crossings: credit-loop efficiency at their period
+    eta_ret = noc_flow_terms(design, tech, 1.0)[0]
+    boundary_bw = side * design.d2d_link_bw_bytes_per_s() * eta_ret
     on_wafer_s = safe_div(p2p_bytes, boundary_bw) + safe_div(
         side * (tech.router_delay_cycles + tech.link_delay_cycles) + tech.d2d_delay_cycles, f
     )

@@ -34,7 +34,11 @@ hierarchically:
    W(r)`` on the measured curve (:func:`pace`), giving the factor ``r f(r) / rho``.
    F1 GEMM time: ``tau / factor`` (+ ``t_compute`` when not overlapped) + F0's zero-load
    latency + ``hops x W``: the same form as F0, whose queueing term is
-   ``hops x M/D/1(rho)`` with a one-cycle service time and ideal link capacity.
+   ``hops x s M/D/1(rho)`` with the packet's link time ``s`` as service time and the
+   credit-loop efficiency ``eta`` on link capacity (:func:`~theseus_jax.cost.wafer.
+   noc_flow_terms`). ``tau`` and ``rho`` here are those of an *ideal* network (full
+   bandwidth, one-cycle service), so F1's offered load does not depend on F0's
+   congestion model; :func:`f0_network` expresses F0's own pace in the same terms.
 2. **Attention all-to-all (core level).** F0 sends the Q/K/V/head-output redistribution
    through the region's bisection. Window: ``8 x 8`` core mesh, **uniform** random traffic
    (the all-to-all's destination mix), offered beyond saturation; the factor is the
@@ -81,10 +85,17 @@ import numpy as np
 
 from .._numerics import safe_div, safe_sqrt
 from ..cost._ops import ATTN_CORE, N_GEMMS, layer_ops
-from ..cost.collectives import mdl_queue_wait
 from ..cost.physical import physical_wsc
 from ..cost.training import n_microbatches, recompute_passes
-from ..cost.wafer import _dram_bw_per_reticle, gemm_stream_terms, wafer_training_step
+from ..cost.wafer import (
+    MAX_PACKET_FLITS,
+    PACKET_PAYLOAD_BITS,
+    _dram_bw_per_reticle,
+    gemm_stream_terms,
+    noc_flow_terms,
+    paced_gemm,
+    wafer_training_step,
+)
 from ..design._wafer import DramKind, WaferDesign
 from ..metrics._metrics import Metrics
 from ..sim import MeshConfig, make_mesh_sim, run
@@ -103,7 +114,6 @@ __all__ = [
     "PACKET_PAYLOAD_BITS",
 ]
 
-PACKET_PAYLOAD_BITS = 512  # payload of one packet (32 16-bit values)
 WINDOW_K = 8  # core-level window side (routers)
 GEMM_ROWS = 4  # rows of the GEMM (neighbour-stream) window
 RETICLE_CAP = 16  # reticle-level mesh at most 16 x 16 routers
@@ -200,6 +210,8 @@ def f0_pieces(design, tech, phys, workload, mp) -> dict:
     t_comp, t_bw, hops, lat0, tau_star = _gemm_streams(
         design, tech, cores, gm, gn, gk, gc, bits, crosses
     )
+    eta, s_cyc = noc_flow_terms(design, tech, crosses)
+    eta_ret = noc_flow_terms(design, tech, 1.0)[0]
     is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
     passes = jnp.concatenate([3.0 + full + sel * is_attn, jnp.atleast_1d(3.0)])
 
@@ -262,10 +274,14 @@ def f0_pieces(design, tech, phys, workload, mp) -> dict:
         hops=hops,
         lat0=lat0,
         tau_star=tau_star,
+        eta=eta,
+        s_cycles=s_cyc,
+        eta_ret=eta_ret,
         passes=passes,
         a2a_s=a2a_s,
         vec_s=vec_s,
         stream_s_layer=stream_s_layer,
+        stream_bw=stream_bw,
         p2p_bw_s=p2p_bw_s,
         p2p_lat_s=p2p_lat_s,
         span_wafers=span_wafers.astype(jnp.float32),
@@ -298,27 +314,53 @@ def f0_rho(pc) -> np.ndarray:
     return np.where(pc["t_bw"] > 0, pc["t_bw"] / np.maximum(tau, 1e-30), 0.0)
 
 
+def f0_network(pc) -> tuple[np.ndarray, np.ndarray]:
+    """F0's own network model in :func:`recompose`'s terms: per GEMM stream the factor
+    ``tau / tau_F0`` (``tau``: the ideal-network pace F1 starts from; ``tau_F0``: F0's pace
+    with flow-control efficiency and packet service time, :func:`~theseus_jax.cost.wafer.
+    paced_gemm`) and F0's M/D/1 wait per hop (cycles)."""
+    cyc = 1.0 / pc["clock_hz"]
+    ovl = bool(pc["tp_overlap"] > 0)
+    tau_f0, wait, _ = paced_gemm(
+        pc["t_comp"], pc["t_bw"], pc["hops"], pc["lat0"], cyc, pc["eta"], pc["s_cycles"], ovl
+    )
+    tau_f0, wait = np.asarray(tau_f0, float), np.asarray(wait, float)
+    has = pc["t_bw"] > 0
+    fac = np.where(has, _tau(pc) / np.maximum(tau_f0, 1e-30), 1.0)
+    return fac, np.where(has, wait, 0.0)
+
+
 def recompose(
-    pc, metrics0: Metrics, *, gemm_factor=None, gemm_wait=None, a2a_factor=1.0, reticle_factor=1.0
+    pc,
+    metrics0: Metrics,
+    *,
+    gemm_factor=None,
+    gemm_wait=None,
+    a2a_factor=1.0,
+    reticle_factor=None,
 ) -> dict:
     """Compose a training step from F0's pieces and network factors (host side, numpy).
 
     Args:
         pc: :func:`f0_pieces` as numpy.
         metrics0: F0's metrics of the same point (its spill and optimizer terms are kept).
-        gemm_factor: effective-bandwidth factor of each GEMM stream (7,), default 1.
+        gemm_factor: effective-bandwidth factor of each GEMM stream (7,) relative to the
+            ideal-network pace ``tau``; default F0's (:func:`f0_network`).
         gemm_wait: contention wait per hop of each GEMM stream in cycles (7,); default
-            F0's M/D/1 wait ``rho / (2 (1 - rho))`` (rho clipped at 0.95).
-        a2a_factor: factor of the attention all-to-all.
-        reticle_factor: factor of the on-wafer pipeline and DP transfers.
+            F0's M/D/1 wait.
+        a2a_factor: factor of the attention all-to-all (F0: 1).
+        reticle_factor: factor of the on-wafer pipeline and DP transfers; default F0's
+            credit-loop efficiency of reticle crossings ``eta_ret``.
 
     Returns:
         dict with ``step_time_s`` and the breakdown fields; with the defaults it is F0.
     """
-    rho = f0_rho(pc)
-    fac = np.ones(N_GEMM_ALL) if gemm_factor is None else np.asarray(gemm_factor, float)
+    f0_fac, f0_wait = f0_network(pc)
+    fac = f0_fac if gemm_factor is None else np.asarray(gemm_factor, float)
     if gemm_wait is None:
-        gemm_wait = np.asarray(mdl_queue_wait(jnp.asarray(rho)), float)
+        gemm_wait = f0_wait
+    if reticle_factor is None:
+        reticle_factor = float(pc["eta_ret"])
     has = pc["t_bw"] > 0
     cyc = 1.0 / pc["clock_hz"]
     tau = _tau(pc)
@@ -375,10 +417,9 @@ def recompose(
 
 
 def _f0_layer_gemm(pc) -> float:
-    rho = f0_rho(pc)
-    wait = np.asarray(mdl_queue_wait(jnp.asarray(rho)), float)
+    fac, wait = f0_network(pc)
     has = pc["t_bw"] > 0
-    t_alone = _tau(pc) + pc["lat0"] + pc["hops"] / pc["clock_hz"] * wait
+    t_alone = _tau(pc) / fac + pc["lat0"] + pc["hops"] / pc["clock_hz"] * wait
     ovl = pc["tp_overlap"] > 0
     t_gemm = np.where(has, np.where(ovl, t_alone, pc["t_comp"] + t_alone), pc["t_comp"])
     return float(np.sum(t_gemm[:N_GEMMS] * pc["passes"][:N_GEMMS]))
@@ -503,7 +544,9 @@ def simulate_loads(cfg: MeshConfig, rates, *, cycles=BULK_CYCLES, seed=0, ctr=No
 
 
 def _packet_flits(link_bits: float) -> int:
-    return int(min(8, max(1, math.ceil(PACKET_PAYLOAD_BITS / max(float(link_bits), 1.0)))))
+    return int(
+        min(MAX_PACKET_FLITS, max(1, math.ceil(PACKET_PAYLOAD_BITS / max(float(link_bits), 1.0))))
+    )
 
 
 def _d2d_period(ratio: float) -> int:
@@ -811,7 +854,7 @@ def evaluate_f1(
         gemm_rho=tuple(float(x) for x in rho),
         gemm_factor=tuple(float(x) for x in factor),
         gemm_wait_cycles=tuple(float(x) for x in wait),
-        f0_gemm_wait_cycles=tuple(float(x) for x in np.asarray(mdl_queue_wait(rho))),
+        f0_gemm_wait_cycles=tuple(float(x) for x in f0_network(pc)[1]),
         core_sat=float(sat),
         a2a_factor=float(a2a_f),
         reticle_factor=float(ret_f),

@@ -1,10 +1,16 @@
 """F1: the cycle-level NoC simulator."""
 
-from ._measure import MeasureSpec as MeasureSpec, measure as measure, measure_batch as measure_batch
+from ._measure import (
+    BookSimSpec as BookSimSpec,
+    MeasureSpec as MeasureSpec,
+    measure as measure,
+    measure_batch as measure_batch,
+)
 from ._mesh import (
     PATTERNS as PATTERNS,
     MeshConfig as MeshConfig,
     SimState as SimState,
+    TrafficMatrix as TrafficMatrix,
     make_mesh_sim as make_mesh_sim,
     run as run,
 )

@@ -33,11 +33,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["MeshConfig", "SimState", "make_mesh_sim", "run", "PATTERNS"]
+__all__ = ["MeshConfig", "SimState", "TrafficMatrix", "make_mesh_sim", "run", "PATTERNS"]
 
 E, W, N, S, LOCAL = 0, 1, 2, 3, 4
 OPP = np.array([W, E, S, N, LOCAL])
-PATTERNS = ("uniform", "transpose", "bitcomp", "tornado", "hotspot", "neighbor")
+PATTERNS = ("uniform", "transpose", "bitcomp", "tornado", "hotspot", "neighbor", "matrix")
+# A packet's creation-time field carries its "measured" mark in bit 30 (times stay < 2**30).
+REC_BIT = 1 << 30
+TIME_MASK = REC_BIT - 1
 
 
 class MeshConfig(eqx.Module):
@@ -94,10 +97,54 @@ class MeshConfig(eqx.Module):
             raise ValueError("link_pipe, eject_pipe and credit_pipe must be >= 1 cycle")
         if self.d2d_period < 1:
             raise ValueError("d2d_period must be >= 1")
+        if self.routing_delay < 0 or self.vc_alloc_delay < 0 or self.inject_delay < 0:
+            raise ValueError("routing_delay, vc_alloc_delay and inject_delay must be >= 0")
 
     @property
     def n(self) -> int:
         return self.kx * self.ky
+
+
+class TrafficMatrix(eqx.Module):
+    """Offered traffic as a matrix of flows (``pattern="matrix"``): arrays, so a new matrix
+    of the same mesh reuses the compiled simulator.
+
+    Attributes:
+        rate: ``[N]`` flits per cycle each source offers (Bernoulli packet arrivals with
+            probability ``rate / packet_size`` per cycle).
+        cdf: ``[N, N]`` cumulative destination distribution of each source (row ``i``:
+            ``P(dest <= j)``; the last column is 1 for a source that sends).
+    """
+
+    rate: jnp.ndarray
+    cdf: jnp.ndarray
+
+    @staticmethod
+    def from_flows(n: int, flows) -> TrafficMatrix:
+        """Build from ``flows = [(src, dst, flits_per_cycle), ...]`` on ``n`` routers (host
+        side). Several flows of one source share its injection channel: their rates add."""
+        w = np.zeros((n, n))
+        for src, dst, r in flows:
+            if not (0 <= src < n and 0 <= dst < n):
+                raise ValueError(f"flow ({src} -> {dst}) outside the {n}-router mesh")
+            if r < 0:
+                raise ValueError(f"flow ({src} -> {dst}) has a negative rate {r}")
+            w[src, dst] += r
+        rate = w.sum(axis=1)
+        if np.any(rate > 1.0 + 1e-9):
+            i = int(np.argmax(rate))
+            raise ValueError(
+                f"source {i} offers {rate[i]:.3f} flits/cycle: one injection channel carries "
+                "at most 1; split its flows over more sources or lower the rates"
+            )
+        p = np.where(rate[:, None] > 0, w / np.maximum(rate[:, None], 1e-30), 0.0)
+        cdf = np.cumsum(p, axis=1)
+        cdf[:, -1] = 1.0
+        return TrafficMatrix(jnp.asarray(rate, jnp.float32), jnp.asarray(cdf, jnp.float32))
+
+    def scaled(self, factor) -> TrafficMatrix:
+        """The same flows at ``factor`` times the rate."""
+        return TrafficMatrix(self.rate * factor, self.cdf)
 
 
 class SimState(NamedTuple):
@@ -145,6 +192,11 @@ class SimState(NamedTuple):
     win_pkts: jnp.ndarray
     win_ejected: jnp.ndarray  # [N] flits of window packets delivered, by source
     win_created: jnp.ndarray  # packets created inside the window
+    all_lat_sum: jnp.ndarray  # latency sum of every delivered packet
+    all_pkts: jnp.ndarray  # every delivered packet
+    pre_gen: jnp.ndarray  # packets generated before the window's end
+    pre_done: jnp.ndarray  # packets generated before the window's end and delivered
+    head_marked: jnp.ndarray  # [N] the source queue's head packet got its measured mark
     acc_flits: jnp.ndarray  # [N] flits delivered during the window, by source
     max_wait: jnp.ndarray
 
@@ -174,10 +226,13 @@ def _crossing(cfg: MeshConfig) -> np.ndarray:
     return cross
 
 
-def destinations(cfg: MeshConfig, key, src):
+def destinations(cfg: MeshConfig, key, src, traffic=None):
     """Destination of a new packet from each source for the configured pattern."""
     kx, ky, n = cfg.kx, cfg.ky, cfg.n
     x, y = src % kx, src // kx
+    if cfg.pattern == "matrix":
+        u = jax.random.uniform(key, src.shape)
+        return jnp.sum(u[:, None] >= traffic.cdf, axis=1).clip(0, n - 1).astype(jnp.int32)
     if cfg.pattern == "uniform":  # BookSim: uniform over all nodes, the source included
         return jax.random.randint(key, src.shape, 0, n)
     if cfg.pattern == "transpose":
@@ -198,7 +253,9 @@ def make_mesh_sim(cfg: MeshConfig):
     """Return ``(init, step)``: ``state = init()``; ``state = step(state, key, rate, window)``.
 
     ``rate`` is the offered load in flits per node per cycle (Bernoulli packet arrivals with
-    probability ``rate / packet_size``); ``window = (start, end)`` are the cycles whose
+    probability ``rate / packet_size``), or, with ``pattern="matrix"``, a
+    :class:`TrafficMatrix` (per-source rates and destinations); ``window = (start, end)``
+    are the cycles whose
     created packets are measured.
     """
     n, V, B, P = cfg.n, cfg.n_vcs, cfg.buf_depth, 5
@@ -250,6 +307,11 @@ def make_mesh_sim(cfg: MeshConfig):
             win_pkts=jnp.int32(0),
             win_ejected=jnp.zeros(n, jnp.int32),
             win_created=jnp.int32(0),
+            all_lat_sum=jnp.float32(0.0),
+            all_pkts=jnp.int32(0),
+            pre_gen=jnp.int32(0),
+            pre_done=jnp.int32(0),
+            head_marked=jnp.zeros(n, bool),
             acc_flits=jnp.zeros(n, jnp.int32),
             max_wait=jnp.int32(0),
         )
@@ -280,6 +342,11 @@ def make_mesh_sim(cfg: MeshConfig):
         ).astype(jnp.int32)
 
     def step(s: SimState, key, rate, window) -> SimState:
+        if (cfg.pattern == "matrix") != isinstance(rate, TrafficMatrix):
+            raise TypeError(
+                'pattern="matrix" takes a TrafficMatrix as its rate and the other patterns a '
+                f"scalar load; got pattern={cfg.pattern!r} and {type(rate).__name__}"
+            )
         now = s.now
         w0, w1 = window
         ej = s.eject[0]  # flits leaving the ejection pipeline this cycle
@@ -448,10 +515,11 @@ def make_mesh_sim(cfg: MeshConfig):
         )
 
         # ---- G: sink (ejection pipeline output) ------------------------------------------------
-        ev, esrc, ect, etail = ej[:, 0] > 0, ej[:, 1], ej[:, 2], ej[:, 3] > 0
-        in_win = (ect >= w0) & (ect < w1)
+        ev, esrc, etail = ej[:, 0] > 0, ej[:, 1], ej[:, 3] > 0
+        ect, in_win = ej[:, 2] & TIME_MASK, (ej[:, 2] & REC_BIT) > 0
         lat = (now - ect).astype(jnp.float32)
         done = ev & etail & in_win
+        done_all = ev & etail
         ejected_flits = s.ejected_flits + ev.astype(jnp.int32)
         win_ejected = s.win_ejected.at[esrc].add((ev & in_win).astype(jnp.int32))
         in_meas = (now >= w0) & (now < w1)
@@ -459,8 +527,12 @@ def make_mesh_sim(cfg: MeshConfig):
 
         # ---- H: traffic generation into the source queues --------------------------------------
         k1, k2 = jax.random.split(key)
-        gen = jax.random.uniform(k1, (n,)) < rate / cfg.packet_size
-        d = destinations(cfg, k2, node)
+        if isinstance(rate, TrafficMatrix):
+            gen = jax.random.uniform(k1, (n,)) < rate.rate / cfg.packet_size
+            d = destinations(cfg, k2, node, rate)
+        else:
+            gen = jax.random.uniform(k1, (n,)) < rate / cfg.packet_size
+            d = destinations(cfg, k2, node)
         full = s.q_count >= cfg.queue_cap
         put = gen & ~full
         tail_pos = (s.q_head + s.q_count) % cfg.queue_cap
@@ -468,6 +540,14 @@ def make_mesh_sim(cfg: MeshConfig):
         q_ctime = s.q_ctime.at[node, tail_pos].set(jnp.where(put, now, s.q_ctime[node, tail_pos]))
         q_count = s.q_count + put.astype(jnp.int32)
         win_created = s.win_created + jnp.sum(put & in_meas).astype(jnp.int32)
+        # BookSim creates a packet (and decides whether it is measured) when it reaches the
+        # head of its source queue: measured iff created at or after the window's start and
+        # stamped before its end (with source queueing included in the stamp)
+        hd_raw = q_ctime[node, s.q_head]
+        mark = (q_count > 0) & ~s.head_marked
+        rec = mark & (now >= w0) & (hd_raw < w1)
+        q_ctime = q_ctime.at[node, s.q_head].set(jnp.where(rec, hd_raw | REC_BIT, hd_raw))
+        head_marked = s.head_marked | mark
         # ---- I: injection of one flit per cycle into a local input VC ---------------------------
         local_free = ~s.active[:, LOCAL, :] & (s.cnt[:, LOCAL, :] == 0)
         first_free = jnp.argmax(local_free, axis=-1)
@@ -497,6 +577,7 @@ def make_mesh_sim(cfg: MeshConfig):
         fin = can & (inj_sent >= cfg.packet_size)
         q_head = jnp.where(fin, (s.q_head + 1) % cfg.queue_cap, s.q_head)
         q_count = q_count - fin.astype(jnp.int32)
+        head_marked = head_marked & ~fin
         inj_vc = jnp.where(fin, -1, inj_vc)
         inj_sent = jnp.where(fin, 0, inj_sent)
         return s._replace(
@@ -514,8 +595,15 @@ def make_mesh_sim(cfg: MeshConfig):
             win_pkts=s.win_pkts + jnp.sum(done).astype(jnp.int32),
             win_ejected=win_ejected,
             win_created=win_created,
+            all_lat_sum=s.all_lat_sum + jnp.sum(jnp.where(done_all, lat, 0.0)),
+            all_pkts=s.all_pkts + jnp.sum(done_all).astype(jnp.int32),
+            pre_gen=s.pre_gen + jnp.sum(put & (now < w1)).astype(jnp.int32),
+            pre_done=s.pre_done + jnp.sum(done_all & (ect < w1)).astype(jnp.int32),
+            head_marked=head_marked,
             acc_flits=acc,
-            max_wait=jnp.maximum(s.max_wait, jnp.max(jnp.where(s.q_count > 0, now - hd_ct, 0))),
+            max_wait=jnp.maximum(
+                s.max_wait, jnp.max(jnp.where(s.q_count > 0, now - (hd_ct & TIME_MASK), 0))
+            ),
         )
 
     return init, step
