@@ -12,13 +12,24 @@ Public API (everything else is private and may change):
   :func:`evaluate_mappings`, :class:`Metrics`, :class:`InferenceMetrics`, :class:`EvalResult`,
   :func:`physical_wsc`;
 * feasibility: :class:`Violation`, :func:`describe`;
-* DSE utilities: :func:`pareto_mask`, :func:`hypervolume_2d`.
+* DSE: :func:`pareto_mask`, :func:`hypervolume_2d`, :func:`hypervolume` (exact 2-D / 3-D),
+  :func:`nsga2`, :func:`refine`, :func:`make_refiner`, :class:`ExploreConfig`,
+  :func:`run_explore` (multi-fidelity BO and baselines; the BO engine is
+  :mod:`theseus_jax.bo`).
 """
 
 from ._violations import Violation as Violation, describe as describe
 from .cost.physical import Physical as Physical, physical_wsc as physical_wsc
 from .design import GPUSystem as GPUSystem, WaferDesign as WaferDesign
 from .design._space import DesignSpace as DesignSpace, load_space as load_space
+from .dse import (
+    ExploreConfig as ExploreConfig,
+    hypervolume as hypervolume,
+    make_refiner as make_refiner,
+    nsga2 as nsga2,
+    refine as refine,
+    run_explore as run_explore,
+)
 from .dse.pareto import hypervolume_2d as hypervolume_2d, pareto_mask as pareto_mask
 from .io import list_systems as list_systems, load_system as load_system, load_tech as load_tech
 from .mapping import (

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _eval, _sim, _sweep, _validate
+from . import _eval, _explore, _sim, _sweep, _validate
 
-SUBCOMMANDS = {"eval": _eval, "sweep": _sweep, "validate": _validate, "sim": _sim}
+SUBCOMMANDS = {
+    "explore": _explore,
+    "eval": _eval,
+    "sweep": _sweep,
+    "validate": _validate,
+    "sim": _sim,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +31,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(SUBCOMMANDS[args.command].run(args) or 0)
-    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+    except (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+    ) as e:  # bad input: one clear line, no traceback
         print(f"theseus {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,1 +1,23 @@
-from .pareto import hypervolume_2d as hypervolume_2d, pareto_mask as pareto_mask
+"""Design-space exploration: Pareto utilities, NSGA-II, gradient refinement, durable runs."""
+
+from .explore import (
+    ExploreConfig as ExploreConfig,
+    hypervolume_trace as hypervolume_trace,
+    make_problem as make_problem,
+    run_explore as run_explore,
+)
+from .nsga2 import NSGA2 as NSGA2, NSGA2State as NSGA2State, nsga2 as nsga2, run_nsga2 as run_nsga2
+from .pareto import (
+    hypervolume as hypervolume,
+    hypervolume_2d as hypervolume_2d,
+    hypervolume_3d as hypervolume_3d,
+    nondominated_mask as nondominated_mask,
+    pareto_mask as pareto_mask,
+)
+from .refine import (
+    RefineResult as RefineResult,
+    constraint_margins as constraint_margins,
+    make_refiner as make_refiner,
+    refine as refine,
+)
+from .store import RunStore as RunStore
