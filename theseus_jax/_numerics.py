@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "safe_div",
@@ -91,4 +92,4 @@ def smooth_min(a, b, temperature=None):
 
 def jitter(dtype) -> float:
     """Dtype-aware diagonal jitter, ``sqrt(eps)`` of the dtype."""
-    return float(jnp.sqrt(jnp.finfo(dtype).eps))
+    return float(np.sqrt(np.finfo(dtype).eps))  # host numpy: usable inside jit
