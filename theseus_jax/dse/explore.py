@@ -248,31 +248,11 @@ class Problem:
         )
 
     def f1(self, i: int) -> dict:
-        """F1 result of pool design ``i`` (deterministic: the simulator seed is the index)."""
+        """F1 result of pool design ``i`` (deterministic: the simulator seed is the index;
+        cached, so methods sharing a problem simulate a design once)."""
         if i in self._f1_cache:
             return dict(self._f1_cache[i], wall_s=0.0, cached=True)
-        from ..fidelity import evaluate_f1
-
-        t = time.perf_counter()
-        m, c = evaluate_f1(
-            self.design(i),
-            self.workload,
-            self.tech,
-            mapping=self.mapping(i),
-            seed=i,
-            max_cycles=self.cfg.f1_max_cycles,
-        )
-        out = dict(
-            tokens_per_s=float(m.tokens_per_s),
-            power_w=float(m.power_w),
-            feasible=bool(m.feasible),
-            violations=int(m.violations),
-            cost_s=c.router_cycles / SIM_RATE,
-            wall_s=time.perf_counter() - t,
-            step_time_s=float(m.step_time_s),
-            router_cycles=int(c.router_cycles),
-            n_compiles=int(c.n_compiles),
-        )
+        out = self.f1_design(self.design(i), self.mapping(i), seed=i)
         self._f1_cache[i] = out
         return out
 
@@ -507,6 +487,7 @@ def run_explore(
     else:
         if cfg is None:
             raise ValueError("run_explore needs a configuration for a new run")
+        make_problem(cfg)  # bad names fail here, before a run directory is created
         store = RunStore.create(run_dir, cfg.to_json())
     t0 = time.perf_counter()
     try:
