@@ -423,3 +423,66 @@ def test_single_fidelity_and_ehvi_configs_run():
     assert int(p.index[0]) != int(p.index[1]) or int(p.index[0]) == -1
     with pytest.raises(ValueError, match="n_objectives=2"):
         make_mfbo(cfg._replace(n_objectives=3))
+
+
+def test_cost_aware_ask_divides_the_acquisition_by_cost():
+    cfg = MFBOConfig(
+        dim=2,
+        n_fidelities=1,
+        costs=(1.0,),
+        kernel="single",
+        objective="ehvi",
+        n_objectives=2,
+        fit_steps=10,
+        n_starts=2,
+        n_polish=0,
+    )
+    mo = make_mfbo(cfg)
+    st = mo.init(jax.random.key(1))
+
+    def f2(x):
+        return jnp.stack([-jnp.sum((x - 0.2) ** 2, -1), -jnp.sum((x - 0.8) ** 2, -1)], -1)
+
+    for _ in range(6):
+        p = mo.ask(st)
+        st = mo.tell(st, p.x, p.fidelity, f2(p.x))
+    cand = jax.random.uniform(jax.random.key(2), (64, 2))
+    p0 = mo.ask(st, cand)
+    j = int(p0.index[0])
+    # a uniform cost changes nothing (costs are relative); a prohibitive one moves the pick
+    p1 = mo.ask(st, cand, cost=np.full(64, 7.0))
+    assert int(p1.index[0]) == j and float(p1.value[0]) == pytest.approx(float(p0.value[0]))
+    c = np.ones(64)
+    c[j] = 1e6
+    p2 = mo.ask(st, cand, cost=c)
+    assert int(p2.index[0]) != j
+    # the score is log acquisition - log relative cost: halving a candidate's cost adds log 2
+    c = np.ones(64)
+    c[j] = 0.5
+    p3 = mo.ask(st, cand, cost=c)
+    gm = np.exp(np.mean(np.log(c)))
+    assert int(p3.index[0]) == j
+    assert float(p3.value[0]) == pytest.approx(float(p0.value[0]) - np.log(0.5 / gm), rel=1e-4)
+    for bad in (np.ones(63), np.r_[np.ones(63), 0.0], np.r_[np.ones(63), np.nan]):
+        with pytest.raises(ValueError, match="cost must give one positive"):
+            mo.ask(st, cand, cost=bad)
+
+
+def test_nuts_posterior_covers_the_true_lengthscale():
+    """NUTS (the optional inference) on data drawn from a GP with lengthscale 0.25: finite
+    samples of the right shape, and the posterior median within a factor 2 of the truth."""
+    with enable_x64():
+        d, n, ls_true = 1, 24, 0.25
+        rng = np.random.default_rng(3)
+        x = rng.uniform(size=(n, d))
+        k = _np_matern52(x, x, np.array([ls_true])) + 1e-4 * np.eye(n)
+        y = 1.0 + 2.0 * np.linalg.cholesky(k) @ rng.standard_normal(n)
+        gp = make_gp("single", d, 1)
+        data = empty_data(n, d, jnp.float64)._replace(
+            x=jnp.asarray(x), y=jnp.asarray(y), mask=jnp.ones(n, bool)
+        )
+        s = gp.fit_nuts(jax.random.key(0), data, num_warmup=60, num_samples=24)
+        ls = np.asarray(s["lengthscale"]).reshape(24, -1)[:, 0]
+        assert ls.shape == (24,) and np.all(np.isfinite(ls)) and np.all(ls > 0)
+        assert ls_true / 2 < float(np.median(ls)) < ls_true * 2, np.median(ls)
+        assert np.unique(ls).size > 1  # a chain that moved

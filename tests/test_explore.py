@@ -1,5 +1,6 @@
 """Durable exploration runs: the SQLite store, and a real process kill + resume."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -9,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from theseus_jax.dse.explore import ExploreConfig, greedy_hv_pick, make_problem
+from theseus_jax.dse.pareto import hypervolume_2d, pareto_mask
 from theseus_jax.dse.store import DB_NAME, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,3 +173,64 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     assert a["pareto"] == b["pareto"] and a["hypervolume"] == b["hypervolume"]
     for f in ("pareto.csv", "pareto.png", "convergence.png"):
         assert (part / f).stat().st_size > 0
+
+
+def _hv(pts):
+    pts = np.asarray(pts, float).reshape(-1, 2)
+    return hypervolume_2d(pts[:, 0], pts[:, 1], 0.0, 0.0) if len(pts) else 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greedy_hv_pick_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    cand = np.stack([rng.uniform(-0.5, 3, 40), rng.uniform(-3, 0.5, 40)], -1)
+    front = np.stack([rng.uniform(0, 3, 4), rng.uniform(-3, 0, 4)], -1)
+    taken = rng.random(40) < 0.3
+    j, gain = greedy_hv_pick(cand, front, taken)
+    gains = [
+        -np.inf if taken[i] else _hv(np.vstack([front, cand[i]])) - _hv(front) for i in range(40)
+    ]
+    assert not taken[j]
+    assert gain == pytest.approx(max(gains), abs=1e-12) and gains[j] == pytest.approx(gain)
+    # a dominated candidate adds nothing; an empty front gives the candidate's own box
+    assert greedy_hv_pick([[0.5, -0.5]], [[1.0, -1.0]]) == (0, 0.0)
+    assert greedy_hv_pick([[2.0, -3.0], [1.0, -1.0]], np.zeros((0, 2)))[1] == pytest.approx(6.0)
+    assert greedy_hv_pick([[2.0, -3.0]], np.zeros((0, 2)), [True])[1] == -np.inf
+    # per unit cost: the best ratio wins, and the gain reported is the raw gain
+    cost = rng.uniform(0.5, 5.0, 40)
+    j, gain = greedy_hv_pick(cand, front, taken, cost)
+    ratio = np.where(taken, -np.inf, np.asarray(gains) / cost)
+    assert j == int(np.argmax(ratio)) and gain == pytest.approx(gains[j])
+
+
+def test_f0_guided_initial_design_and_f0_baseline_order():
+    """mfbo (f0mean) spends its initial F1 design on F0's greedy hypervolume picks; the F0
+    baseline's order starts with F0's Pareto designs, each adding F0 hypervolume."""
+    from theseus_jax.dse.explore import _decades, _driver
+
+    cfg = ExploreConfig(workload="gpt3-xl", pool=64, seed=2, n_init=3, budget_s=5.0)
+    prob = make_problem(cfg)
+    pts = _decades(prob.f0_tput, prob.f0_power, prob.ref)
+    drv = _driver(cfg, prob)
+    ((i0, lvl),) = drv.ask()
+    cost = prob.f1_planned_cost_s
+    assert np.all(cost > 0)
+    assert lvl == "f1" and i0 == greedy_hv_pick(pts, np.zeros((0, 2)), None, cost)[0]
+    # after F1 reports a (made-up) result for it, the next pick extends the F1 front
+    r = dict(tokens_per_s=float(prob.f0_tput[i0]) * 0.9, power_w=float(prob.f0_power[i0]))
+    drv.tell([(i0, "f1", dict(r, feasible=True))])
+    ((i1, _),) = drv.ask()
+    taken = np.zeros(prob.size, bool)
+    taken[i0] = True
+    f1_pts = _decades(r["tokens_per_s"], r["power_w"], prob.ref)
+    assert i1 == greedy_hv_pick(pts, f1_pts, taken, cost)[0]
+
+    f0 = _driver(dataclasses.replace(cfg, method="f0"), prob)
+    head = f0.order[: f0.n_greedy]
+    # every step adds F0 hypervolume; the greedy part covers F0's whole front (a Pareto
+    # design always adds some), after which nothing adds any
+    hv = [_hv(pts[head[: n + 1]]) for n in range(head.size)]
+    assert np.all(np.diff(hv) > 0) and hv[-1] == pytest.approx(_hv(pts))
+    front = np.nonzero(pareto_mask(prob.f0_tput, prob.f0_power))[0]
+    assert set(front.tolist()) <= set(head.tolist())
+    assert sorted(f0.order.tolist()) == list(range(prob.size))

@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 
 import theseus_jax as tj
-from theseus_jax.fidelity import F1Cost, evaluate_f1, recompose
-from theseus_jax.fidelity._f1 import _best_mapping, _Counter, _f0_pieces_jit, _gemm_window, pace
+from theseus_jax.fidelity import F1Cost, evaluate_f1, f1_planned_cost, recompose
+from theseus_jax.fidelity._f1 import (
+    PACE_FRAC,
+    _best_mapping,
+    _Counter,
+    _f0_pieces_jit,
+    _gemm_plan,
+    _gemm_window,
+    _run_router_cycles,
+    f0_rho,
+    pace,
+    window_cycles,
+)
 from theseus_jax.metrics._evaluate import default_mappings
 from theseus_jax.metrics._metrics import BREAKDOWN_FIELDS, METRIC_FIELDS
 
@@ -45,6 +56,17 @@ def _check(m1, m0, cost):
     assert all(w >= 0 for w in cost.gemm_wait_cycles)
 
 
+def _check_planned(d, wl, tech, mp, cost):
+    """The planned cost is the evaluation's router-cycles, or that minus the one extra
+    paced GEMM run evaluate_f1 adds for an unsustainable load."""
+    planned = f1_planned_cost(d, wl, tech, mapping=mp, max_cycles=CYCLES)
+    pc = _f0_pieces_jit(d, tech, tj.physical_wsc(d, tech), wl, mp)
+    pc = {k: np.asarray(v, float) for k, v in pc.items()}
+    cfg, _, service, _, loads, _ = _gemm_plan(pc, tech, f0_rho(pc), CYCLES)
+    extra = _run_router_cycles(cfg, loads.size, window_cycles(service, PACE_FRAC, CYCLES))
+    assert planned > 0 and cost.router_cycles - planned in (0, extra)
+
+
 def test_f1_wse2(setup):
     tech, wl, _ = setup
     d = tj.load_system("wse2")
@@ -52,12 +74,14 @@ def test_f1_wse2(setup):
     m0 = tj.evaluate_point(d, wl, _best_mapping(d, wl, tech), tech)  # cached evaluator
     _check(m1, m0, cost)
     assert bool(m1.feasible)
+    _check_planned(d, wl, tech, _best_mapping(d, wl, tech), cost)
 
 
 def test_f1_sampled_design(setup):
     tech, wl, (d, mp, m0) = setup
     m1, cost = evaluate_f1(d, wl, tech, mapping=mp, metrics0=m0, max_cycles=CYCLES)
     _check(m1, m0, cost)
+    _check_planned(d, wl, tech, mp, cost)
     # same compute and memory model: the network terms move the step, not its order
     assert float(m1.step_time_s) == pytest.approx(float(m0.step_time_s), rel=0.5)
 
@@ -95,3 +119,21 @@ def test_factor_is_one_at_low_load_and_below_one_beyond_saturation(setup):
     # with many hops, pacing slower than saturation pays off (less queueing)
     f_hops, _ = pace(curve2, high, t_bw, np.full(7, 1e5), cyc)
     assert np.all(f_hops <= f_high + 1e-9)
+
+
+def test_planned_cost_batch_equals_one_at_a_time():
+    tech = tj.load_tech("n7")
+    wl = tj.load_training_workload("gpt3-175b")
+    ds = tj.load_space("theseus_2024").sample(jax.random.PRNGKey(5), 6)
+    maps = default_mappings(ds, wl)
+    res = tj.make_evaluator(wl, mappings=maps, tech=tech)(ds)
+    mp = jax.tree_util.tree_map(lambda a: a[np.asarray(res.mapping_index)], maps)
+    got = f1_planned_cost(ds, wl, tech, mapping=mp, max_cycles=CYCLES)
+    take = lambda t, j: jax.tree_util.tree_map(lambda a: a[j], t)  # noqa: E731
+    one = [
+        f1_planned_cost(take(ds, i), wl, tech, mapping=take(mp, i), max_cycles=CYCLES)
+        for i in range(6)
+    ]
+    assert got.shape == (6,) and got.tolist() == one and min(one) > 0
+    with pytest.raises(ValueError, match="needs the batch's mappings"):
+        f1_planned_cost(ds, wl, tech)

@@ -26,7 +26,10 @@ Workflow of ``ask``:
 2. **Point** = argmax over the candidates of the target-level acquisition: LogEI for
    ``objective='single'`` and ``'parego'`` (the GP models the ParEGO scalarisation with the
    weights drawn at the last ``tell``), ``log EHVI`` (exact 2-D, independent GPs) for
-   ``'ehvi'``. Optionally polished by projected gradient ascent (``n_polish`` > 0).
+   ``'ehvi'``. Optionally polished by projected gradient ascent (``n_polish`` > 0). With
+   per-candidate costs (``ask(..., cost=)``, e.g. a simulator's run length known in advance)
+   the score is the log acquisition minus ``log cost`` (acquisition per unit cost; costs are
+   normalised by their geometric mean, and scale every level alike).
 3. **Fidelity** = cost-aware variance-reduction rule with the high-fidelity guarantees of
    :func:`~theseus_jax.bo._acquisition.fidelity_scores`.
 4. **Batch** ``q > 1``: kriging believer -- the chosen (x, level) is added as a fantasy
@@ -186,7 +189,7 @@ class Proposal(NamedTuple):
 
 class MFBO(NamedTuple):
     """``init(key) -> state``; ``ask(state, candidates=None, *, prior_mean=None,
-    features=None) -> Proposal``; ``tell(state, x, fidelity, y, *, prior_mean=None,
+    features=None, cost=None) -> Proposal``; ``tell(state, x, fidelity, y, *, prior_mean=None,
     features=None) -> state``; ``config``; ``trace_counts`` (dict: how often each jitted core
     was traced -- a diagnostic for recompilation)."""
 
@@ -391,10 +394,12 @@ def make_mfbo(config: MFBOConfig) -> MFBO:
         :class:`MFBO` with ``init``, ``ask``, ``tell``:
 
         * ``init(key) -> MFBOState``
-        * ``ask(state, candidates=None, *, prior_mean=None, features=None) -> Proposal``;
-          ``candidates`` ``(M, d)`` in the unit cube (``None``: ``n_random_candidates``
-          uniform points from the state's key), ``prior_mean`` ``(M, m)``, ``features``
-          ``(M, n_features)``. Keep ``M`` fixed to avoid recompiling.
+        * ``ask(state, candidates=None, *, prior_mean=None, features=None, cost=None)
+          -> Proposal``; ``candidates`` ``(M, d)`` in the unit cube (``None``:
+          ``n_random_candidates`` uniform points from the state's key), ``prior_mean``
+          ``(M, m)``, ``features`` ``(M, n_features)``, ``cost`` ``(M,)`` positive relative
+          costs of evaluating each candidate (acquisition per unit cost; the initial design
+          ignores it). Keep ``M`` fixed to avoid recompiling.
         * ``tell(state, x, fidelity, y, *, prior_mean=None, features=None) -> MFBOState``
           with ``x`` ``(q, d)``, ``fidelity`` ``(q,)``, ``y`` ``(q,)`` or ``(q, m)``.
 
@@ -572,7 +577,7 @@ def make_mfbo(config: MFBOConfig) -> MFBO:
         (x, _), _ = jax.lax.scan(step, (x0, opt.init(x0)), None, length=cfg.polish_steps)
         return x, acq(jnp.concatenate([x, feat0]), mq0)
 
-    def ask_core(state: MFBOState, cx, cfeat, cpm):
+    def ask_core(state: MFBOState, cx, cfeat, cpm, clc):
         traces["ask"] += 1
         data = gp_data(state, state.weights)
         stats = jax.vmap(gp.standardise)(data)
@@ -584,7 +589,7 @@ def make_mfbo(config: MFBOConfig) -> MFBO:
             data, taken = carry
             posts = posteriors(state.params, data, stats)
             acq = make_acq(state, posts, data)
-            vals = jax.vmap(acq)(cfull, cmq)
+            vals = jax.vmap(acq)(cfull, cmq) - clc  # log acquisition per unit cost
             vals = jnp.where(taken | ~jnp.isfinite(vals), -jnp.inf, vals)
             j = jnp.argmax(vals)
             xbest, vbest = cx[j], vals[j]
@@ -593,6 +598,7 @@ def make_mfbo(config: MFBOConfig) -> MFBO:
                 xp, vp = jax.vmap(polish, in_axes=(None, 0, 0, 0))(
                     acq, cx[top], cfeat[top], cmq[top]
                 )
+                vp = vp - clc[top]
                 vp = jnp.where(jnp.isfinite(vp), vp, -jnp.inf)
                 k = jnp.argmax(vp)
                 use = vp[k] > vbest
@@ -645,7 +651,9 @@ def make_mfbo(config: MFBOConfig) -> MFBO:
     def init(key) -> MFBOState:
         return empty(key, gp.init_params(dtype), n_gp)
 
-    def ask(state: MFBOState, candidates=None, *, prior_mean=None, features=None) -> Proposal:
+    def ask(
+        state: MFBOState, candidates=None, *, prior_mean=None, features=None, cost=None
+    ) -> Proposal:
         if int(state.n) < n_design:
             return design_proposal(state, candidates)
         if not bool(state.fitted):
@@ -676,7 +684,17 @@ def make_mfbo(config: MFBOConfig) -> MFBO:
             cft = jnp.asarray(features, dtype).reshape(mm, e)
         else:
             cft = jnp.zeros((mm, 0), dtype)
-        prop = ask_jit(state, cx, cft, cpm)
+        if cost is None:
+            clc = jnp.zeros((mm,), dtype)
+        else:
+            c = np.asarray(cost, np.float64).reshape(-1)
+            if c.shape != (mm,) or not np.all(np.isfinite(c) & (c > 0)):
+                raise ValueError(
+                    f"cost must give one positive finite cost per candidate, shape ({mm},); "
+                    f"got shape {c.shape}"
+                )
+            clc = jnp.asarray(np.log(c / np.exp(np.mean(np.log(c)))), dtype)
+        prop = ask_jit(state, cx, cft, cpm, clc)
         if not given:
             prop = prop._replace(index=jnp.full((q,), -1, jnp.int32))
         return prop
@@ -707,8 +725,8 @@ def make_random_search(config: MFBOConfig) -> MFBO:
     def init(key):
         return empty(key, {}, 1)
 
-    def ask(state, candidates=None, *, prior_mean=None, features=None):
-        del prior_mean, features
+    def ask(state, candidates=None, *, prior_mean=None, features=None, cost=None):
+        del prior_mean, features, cost
         k = jax.random.fold_in(state.key, 3)
         if candidates is None:
             xs = jax.random.uniform(k, (q, d), dtype)

@@ -35,7 +35,10 @@ def add_parser(sub) -> None:
     p.add_argument("--q", type=int, default=1, help="designs per proposal")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--n-init", type=int, default=None, help="BO initial design size (default: the engine's)"
+        "--n-init",
+        type=int,
+        default=5,
+        help="F1 points of the BO initial design (mfbo: picked by F0; sfbo: Latin hypercube)",
     )
     p.add_argument("--tech", default="n7")
     p.add_argument("--f1-max-cycles", type=int, default=16000)

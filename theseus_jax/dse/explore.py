@@ -19,14 +19,20 @@ Methods (all in the same harness, :func:`run_explore`):
   fuses F0 and F1 either with F0 as the GP's prior mean (``surrogate="f0mean"``: the GP
   models F1 - F0 over log objectives) or by AR(1) co-kriging with F0 as the low level
   (``surrogate="ar1"``; the acquisition then picks the fidelity by variance reduction per
-  cost);
+  cost). With ``f0mean`` the initial F1 design is chosen by F0 too: each initial point is
+  the pool design whose F0 objectives add the most hypervolume to the F1 front found so far
+  (the EHVI of a posterior that trusts F0 exactly, :func:`greedy_hv_pick`); the GP then
+  learns F1 - F0 from these points. mfbo is cost-aware: F1's windows and run lengths follow
+  from F0's loads, so each design's F1 cost is known before simulating
+  (:func:`~theseus_jax.fidelity.f1_planned_cost`) and the acquisition is per unit of it;
 * ``sfbo`` -- single-fidelity BO on F1 alone (same GP and acquisition, no F0 information
   beyond feasibility);
 * ``random`` -- random F0-feasible pool designs at F1;
 * ``nsga2`` -- NSGA-II (:mod:`theseus_jax.dse.nsga2`) whose offspring snap to the nearest
   unevaluated pool design;
-* ``f0`` -- the F0-only optimum: F0's Pareto designs of the pool, evaluated at F1 in order of
-  F0 throughput.
+* ``f0`` -- the F0-only optimum: the pool ordered by F0 alone (greedy F0 hypervolume gain
+  per planned F1 cost, :func:`greedy_hv_pick` with F0 values throughout; then by F0
+  throughput) and evaluated at F1 in that order, with no feedback from F1.
 
 Durable runs: every evaluation is written to ``RUN_DIR/run.sqlite``
 (:class:`~theseus_jax.dse.store.RunStore`) as it completes. :func:`run_explore` with
@@ -54,6 +60,7 @@ from .store import RunStore
 __all__ = [
     "ExploreConfig",
     "Problem",
+    "greedy_hv_pick",
     "make_problem",
     "run_explore",
     "METHODS",
@@ -87,12 +94,18 @@ class ExploreConfig:
         q: designs per proposal (parallel F1 evaluations).
         f1_max_cycles: longest simulation run of an F1 evaluation.
         nsga2_pop: NSGA-II population.
-        n_init: initial-design size of the BO methods (None: the engine's default).
+        n_init: F1 points of the BO methods' initial design (LHS for ``sfbo``, F0's greedy
+            hypervolume picks for ``mfbo`` with ``f0mean``; AR(1) adds ``4 n_init`` F0 points).
+            The engine's own default, ``2 (d + 1)``, would spend a small budget on it alone.
         refine: after a BO run, refine the continuous knobs of its best designs by gradient
             through F0 (:func:`~theseus_jax.dse.refine.refine`: the highest-throughput F1
             design for step time, the best tokens/s/W one for perf/W), snap to the grid,
             re-check and evaluate the improved ones at F1 (charged beyond the budget).
         refine_steps: optimiser steps of the refinement.
+        cost_aware: divide the acquisition (BO) or the F0 hypervolume gain (``f0``) by each
+            design's planned F1 cost (:func:`~theseus_jax.fidelity.f1_planned_cost`, derived
+            from F0's loads). None: on for ``mfbo`` and ``f0`` (they use F0), off for
+            ``sfbo`` (F1 alone); ``random`` and ``nsga2`` ignore it.
     """
 
     space: str = "theseus_2024"
@@ -106,9 +119,10 @@ class ExploreConfig:
     q: int = 1
     f1_max_cycles: int = 16000
     nsga2_pop: int = 8
-    n_init: int | None = None
+    n_init: int = 5
     refine: bool = True
     refine_steps: int = 60
+    cost_aware: bool | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -122,6 +136,8 @@ class ExploreConfig:
             raise ValueError(f"pool must be >= 8 designs, got {self.pool}")
         if self.q < 1:
             raise ValueError(f"q must be >= 1, got {self.q}")
+        if self.n_init < 2:
+            raise ValueError(f"n_init must be >= 2 (the GP needs two points), got {self.n_init}")
         if self.nsga2_pop < 4 or self.nsga2_pop % 2:
             raise ValueError(f"nsga2_pop must be an even number >= 4, got {self.nsga2_pop}")
 
@@ -196,6 +212,24 @@ class Problem:
         self.table = maps
         self.ref = (float(self.f0_tput.min()) * 0.5, float(self.f0_power.max()) * 1.5)
         self._f1_cache: dict[int, dict] = {}
+        self._planned: np.ndarray | None = None
+
+    @property
+    def f1_planned_cost_s(self) -> np.ndarray:
+        """Declared F1 cost (s) of each pool design, known before simulating
+        (:func:`~theseus_jax.fidelity.f1_planned_cost`; the evaluation may add one run)."""
+        if self._planned is None:
+            from ..fidelity import f1_planned_cost
+
+            rc = f1_planned_cost(
+                self.designs,
+                self.workload,
+                self.tech,
+                mapping=self.mappings,
+                max_cycles=self.cfg.f1_max_cycles,
+            )
+            self._planned = np.maximum(np.asarray(rc, float), 1.0) / SIM_RATE
+        return self._planned
 
     @property
     def size(self) -> int:
@@ -278,6 +312,56 @@ def _log_obj(tput, power) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def greedy_hv_pick(cand_pts, front_pts, taken=None, cost=None) -> tuple[int, float]:
+    """The candidate that adds the most 2-D hypervolume to a front (per unit cost).
+
+    Points are ``(a, b)`` rows with ``a`` maximised and ``b`` minimised, against the
+    reference ``(0, 0)`` (explore's decades, :func:`hypervolume_trace`).
+
+    Args:
+        cand_pts: ``(M, 2)`` candidate points.
+        front_pts: ``(K, 2)`` points already held (any K >= 0; dominated ones are harmless).
+        taken: optional ``(M,)`` bool mask of candidates that may not be picked.
+        cost: optional ``(M,)`` positive cost of evaluating each candidate.
+
+    Returns:
+        ``(index, gain)``: the first candidate of largest ``gain / cost`` (cost 1 if not
+        given), with ``gain = HV(front + c) - HV(front)`` (decades^2); ``gain`` is 0 when no
+        candidate improves the front, -inf when all are taken.
+    """
+    cand = np.asarray(cand_pts, float).reshape(-1, 2)
+    front = np.asarray(front_pts, float).reshape(-1, 2)
+    ok = np.ones(cand.shape[0], bool) if taken is None else ~np.asarray(taken, bool)
+    if front.shape[0]:
+        front = front[pareto_mask(front[:, 0], front[:, 1])]
+    base = hypervolume_2d(front[:, 0], front[:, 1], 0.0, 0.0) if front.shape[0] else 0.0
+    gain = np.full(cand.shape[0], -np.inf)
+    for j in np.nonzero(ok)[0]:
+        # a candidate dominated by the front (or outside the reference box) adds nothing
+        if cand[j, 0] <= 0.0 or cand[j, 1] >= 0.0:
+            gain[j] = 0.0
+            continue
+        if front.shape[0] and np.any((front[:, 0] >= cand[j, 0]) & (front[:, 1] <= cand[j, 1])):
+            gain[j] = 0.0
+            continue
+        a = np.concatenate([front, cand[j : j + 1]])
+        gain[j] = hypervolume_2d(a[:, 0], a[:, 1], 0.0, 0.0) - base
+    c = np.ones(cand.shape[0]) if cost is None else np.asarray(cost, float).reshape(-1)
+    j = int(np.argmax(np.where(np.isfinite(gain), gain / c, -np.inf)))
+    return j, float(gain[j])
+
+
+def _decades(tput, power, ref) -> np.ndarray:
+    """``(log10(tokens/s / ref0), log10(W / ref1))`` rows (the hypervolume's coordinates)."""
+    t = np.log10(np.maximum(np.asarray(tput, float), 1e-30) / ref[0])
+    p = np.log10(np.maximum(np.asarray(power, float), 1e-30) / ref[1])
+    return np.stack([np.atleast_1d(t), np.atleast_1d(p)], -1)
+
+
+def _cost_aware(cfg: ExploreConfig) -> bool:
+    return cfg.method in ("mfbo", "f0") if cfg.cost_aware is None else bool(cfg.cost_aware)
+
+
 class _Driver:
     """A method as ``ask() -> [(pool index, fidelity), ...]`` / ``tell(results)`` over the
     pool; deterministic given the configuration (its randomness comes from the seed)."""
@@ -309,9 +393,7 @@ class _BODriver(_Driver):
         f1_typ = 2.0e6 / SIM_RATE
         costs = (F0_COST_S, f1_typ) if n_fid == 2 else (f1_typ,)
         d = prob.unit.shape[1]
-        n_init = None
-        if cfg.n_init is not None:
-            n_init = (4 * cfg.n_init, cfg.n_init) if n_fid == 2 else (cfg.n_init,)
+        n_init = (4 * cfg.n_init, cfg.n_init) if n_fid == 2 else (cfg.n_init,)
         self.opt = make_mfbo(
             MFBOConfig(
                 dim=d,
@@ -322,17 +404,41 @@ class _BODriver(_Driver):
                 n_objectives=2,
                 q=cfg.q,
                 n_init=n_init,
+                # EHVI against the hypervolume's own reference (the engine's default, just
+                # below the observed minimum, gives no credit for extending the front)
+                ref_point=tuple(float(v) for v in _log_obj(*prob.ref)),
             )
         )
         self.state = self.opt.init(jax.random.PRNGKey(cfg.seed))
         self._pm = _log_obj(prob.f0_tput, prob.f0_power)
+        # f0mean: the initial F1 design is F0's greedy hypervolume picks (module docstring)
+        self._n_f0_init = cfg.n_init if use_f0 else 0
+        self._f0_pts = _decades(prob.f0_tput, prob.f0_power, prob.ref)
+        self._f1_pts: list = []  # decades of the feasible F1 results told so far
+        # mfbo is cost-aware: F1's run lengths follow from F0's loads, so its cost is known
+        self._cost = prob.f1_planned_cost_s if _cost_aware(cfg) else None
+
+    def _f0_init(self):
+        taken = np.zeros(self.prob.size, bool)
+        taken[list(self.evaluated)] = True
+        front = list(self._f1_pts)
+        out = []
+        while len(out) < self.cfg.q and not taken.all():
+            j, _ = greedy_hv_pick(self._f0_pts, np.asarray(front).reshape(-1, 2), taken, self._cost)
+            out.append((j, "f1"))
+            taken[j] = True
+            front.append(self._f0_pts[j])  # believer: F0's value until F1 is told
+        return out
 
     def ask(self):
+        if len(self.evaluated) < self._n_f0_init:
+            return self._f0_init()
         cand, fill = self._candidates()
         if cand is None:
             return []
         pm = self._pm[fill] if self.use_f0 else None
-        prop = self.opt.ask(self.state, jnp.asarray(cand, jnp.float32), prior_mean=pm)
+        cost = None if self._cost is None else self._cost[fill]
+        prop = self.opt.ask(self.state, jnp.asarray(cand, jnp.float32), prior_mean=pm, cost=cost)
         out = []
         for x, f, j in zip(
             np.asarray(prop.x), np.asarray(prop.fidelity), np.asarray(prop.index), strict=True
@@ -351,6 +457,8 @@ class _BODriver(_Driver):
             pms.append(self._pm[i])
             if lvl == "f1":
                 self.evaluated.add(i)
+                if r["feasible"]:
+                    self._f1_pts.append(_decades(r["tokens_per_s"], r["power_w"], self.prob.ref)[0])
         pm = np.asarray(pms) if self.use_f0 else None
         self.state = self.opt.tell(
             self.state,
@@ -381,13 +489,24 @@ class _RandomDriver(_Driver):
 
 
 class _F0Driver(_Driver):
-    """F0's Pareto designs of the pool (then the rest by F0 throughput) at F1."""
+    """The pool in F0's order: greedy F0 hypervolume gain while it is positive, then the rest
+    by F0 throughput; evaluated at F1 without feedback."""
 
     def __init__(self, cfg, prob):
         super().__init__(cfg, prob)
-        front = pareto_mask(prob.f0_tput, prob.f0_power)
-        by_tput = np.argsort(-prob.f0_tput, kind="stable")
-        self.order = np.concatenate([by_tput[front[by_tput]], by_tput[~front[by_tput]]])
+        pts = _decades(prob.f0_tput, prob.f0_power, prob.ref)
+        taken = np.zeros(prob.size, bool)
+        order: list[int] = []
+        cost = prob.f1_planned_cost_s if _cost_aware(cfg) else None
+        while not taken.all():
+            j, gain = greedy_hv_pick(pts, pts[order], taken, cost)
+            if gain <= 0.0:
+                break
+            order.append(j)
+            taken[j] = True
+        rest = [int(i) for i in np.argsort(-prob.f0_tput, kind="stable") if not taken[i]]
+        self.order = np.asarray(order + rest, int)
+        self.n_greedy = len(order)
         self.pos = 0
 
     ask = _RandomDriver.ask

@@ -645,19 +645,28 @@ class _Curve(NamedTuple):
     sat: float
 
 
-def _gemm_window(pc, tech, rho, *, max_cycles, seed, ctr) -> tuple[_Curve, MeshConfig]:
-    """Simulate the core-level GEMM window at the GEMMs' loads (one batch), and once more
-    just below saturation when a load is not sustained."""
+def _gemm_plan(pc, tech, rho, max_cycles):
+    """The GEMM window's mandatory run: ``(cfg, cap, service, slots, loads, cycles)``;
+    ``loads``/``cycles`` are None when no GEMM stream loads the network."""
     gemm_cfg, _, period = core_window_configs(
         pc["n_vcs"], pc["buffer_depth"], pc["link_bits"], pc["d2d_bw_ratio"], pc["crosses"], tech
     )
     cap = 1.0 / period if period else 1.0
     service = gemm_cfg.packet_size / cap  # cycles a packet holds the bottleneck link
     if not np.any(rho > 0):
-        return _Curve(np.array([RHO_LOW]), np.zeros(1), np.ones(1), 1.0), gemm_cfg
+        return gemm_cfg, cap, service, None, None, None
     slots = _slots(rho)
     loads = np.concatenate([[RHO_LOW, 1.0 / cap], slots])  # relative to link capacity
     cyc = window_cycles(service, float(np.max(slots)), max_cycles)
+    return gemm_cfg, cap, service, slots, loads, cyc
+
+
+def _gemm_window(pc, tech, rho, *, max_cycles, seed, ctr) -> tuple[_Curve, MeshConfig]:
+    """Simulate the core-level GEMM window at the GEMMs' loads (one batch), and once more
+    just below saturation when a load is not sustained."""
+    gemm_cfg, cap, service, slots, loads, cyc = _gemm_plan(pc, tech, rho, max_cycles)
+    if loads is None:
+        return _Curve(np.array([RHO_LOW]), np.zeros(1), np.ones(1), 1.0), gemm_cfg
     ms = simulate_loads(gemm_cfg, loads * cap, cycles=cyc, seed=seed, ctr=ctr)
     acc, lat = ms.accepted, ms.latency
     sat = float(acc[1] / cap)
@@ -745,6 +754,87 @@ def _reticle_window(pc, tech, *, max_cycles, seed, ctr):
     return float(min(1.0, ms.accepted[0] * period)), cfg
 
 
+def _needs_reticle(pc) -> bool:
+    """The reticle window matters when an on-wafer inter-reticle transfer can be on the
+    critical path: pipeline transfers, or a DP reduction not dominated (10x) by off-wafer."""
+    return bool(
+        (pc["pp"] > 1)
+        or (pc["dp"] > 1 and (pc["wafers_spanned"] <= 1 or pc["on_dp"] > 0.1 * pc["off_dp"]))
+    )
+
+
+def _run_router_cycles(cfg: MeshConfig, k: int, cycles) -> int:
+    """Router-cycles of one :func:`simulate_loads` batch (its chunk rounding included)."""
+    return int(sum(_round_chunk(c) for c in cycles) * k * cfg.n)
+
+
+def _planned_router_cycles(pc, tech, max_cycles: int) -> int:
+    """Router-cycles of the runs :func:`evaluate_f1` always makes for these F0 pieces."""
+    gemm_cfg, _, _, _, loads, cyc = _gemm_plan(pc, tech, f0_rho(pc), max_cycles)
+    total = 0 if loads is None else _run_router_cycles(gemm_cfg, loads.size, cyc)
+    bulk = _bulk_cycles(max_cycles)
+    if pc["a2a_s"] > 0:
+        a2a_cfg = core_window_configs(
+            pc["n_vcs"],
+            pc["buffer_depth"],
+            pc["link_bits"],
+            pc["d2d_bw_ratio"],
+            pc["crosses"],
+            tech,
+        )[1]
+        total += _run_router_cycles(a2a_cfg, 1, bulk)
+    if _needs_reticle(pc):
+        rcfg = _reticle_config(pc, tech)[0]
+        total += 0 if rcfg is None else _run_router_cycles(rcfg, 1, bulk)
+    return total
+
+
+_f0_pieces_batch = jax.jit(
+    jax.vmap(lambda d, t, w, mp: f0_pieces(d, t, physical_wsc(d, t), w, mp), (0, None, None, 0))
+)
+
+
+def f1_planned_cost(design: WaferDesign, workload, tech, *, mapping=None, max_cycles=16000):
+    """Router-cycles an F1 evaluation of ``design`` will simulate, known before simulating.
+
+    F1's windows and run lengths follow from F0's pieces (the GEMM loads set the window
+    lengths, :func:`window_cycles`), so the cost of an evaluation is predictable: this is
+    ``F1Cost.router_cycles`` except for the one extra paced GEMM run that
+    :func:`evaluate_f1` adds when a GEMM load turns out unsustainable (a lower bound then).
+    Cost-aware acquisition divides by it (:mod:`theseus_jax.dse.explore`).
+
+    Args:
+        design: one design, or a batch (leading axis on every leaf) with a ``mapping`` batch.
+        workload, tech, max_cycles: as :func:`evaluate_f1`.
+        mapping: as :func:`evaluate_f1` (required for a batch).
+
+    Returns:
+        Router-cycles (``sum runs x routers x cycles``) of the mandatory simulation runs: an
+        int for one design, an ``(N,)`` int64 array for a batch.
+    """
+    if jnp.ndim(design.macs_per_core) == 0:
+        if mapping is None:
+            mapping = _best_mapping(design, workload, tech)
+        phys = physical_wsc(design, tech)
+        pc = _f0_pieces_jit(design, tech, phys, workload, mapping)
+        pc = {k: np.asarray(v, float) for k, v in pc.items()}
+        return _planned_router_cycles(pc, tech, max_cycles)
+    if mapping is None:
+        raise ValueError("f1_planned_cost of a design batch needs the batch's mappings")
+    pcs = {
+        k: np.asarray(v, float)
+        for k, v in _f0_pieces_batch(design, tech, workload, mapping).items()
+    }
+    n = int(np.shape(design.macs_per_core)[0])
+    return np.array(
+        [
+            _planned_router_cycles({k: v[i] for k, v in pcs.items()}, tech, max_cycles)
+            for i in range(n)
+        ],
+        np.int64,
+    )
+
+
 _EVALUATORS: dict = {}
 
 
@@ -822,12 +912,7 @@ def evaluate_f1(
     if pc["a2a_s"] > 0:
         a2a_f, acfg = _a2a_window(pc, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
     ret_f, rcfg = 1.0, None
-    # the reticle window matters when an on-wafer inter-reticle transfer can be on the
-    # critical path: pipeline transfers, or a DP reduction not dominated (10x) by off-wafer
-    needs_reticle = (pc["pp"] > 1) or (
-        pc["dp"] > 1 and (pc["wafers_spanned"] <= 1 or pc["on_dp"] > 0.1 * pc["off_dp"])
-    )
-    if needs_reticle:
+    if _needs_reticle(pc):
         ret_f, rcfg = _reticle_window(pc, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
     parts = recompose(
         pc, metrics0, gemm_factor=factor, gemm_wait=wait, a2a_factor=a2a_f, reticle_factor=ret_f
