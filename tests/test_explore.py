@@ -171,6 +171,7 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     a = json.loads((full / "summary.json").read_text())
     b = json.loads((part / "summary.json").read_text())
     assert a["pareto"] == b["pareto"] and a["hypervolume"] == b["hypervolume"]
+    assert a["hypervolume_3d"] == b["hypervolume_3d"] > 0
     for f in ("pareto.csv", "pareto.png", "convergence.png"):
         assert (part / f).stat().st_size > 0
 

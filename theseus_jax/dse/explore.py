@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .pareto import hypervolume_2d, pareto_mask
+from .pareto import hypervolume, hypervolume_2d, pareto_mask
 from .store import RunStore
 
 __all__ = [
@@ -813,6 +813,18 @@ def _summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
             vals += [f"{r.design.get(n, math.nan):.6g}" for n in names]
             fh.write(",".join(vals) + "\n")
     _plot(run_dir, prob, f1, front, cost, hv, cfg)
+    # reporting only: a third objective, the wafers the system needs (its silicon cost)
+    n_waf = np.array([r.design.get("n_wafers", 1.0) for r in feas_recs], float).reshape(-1)
+    ref_w = 1.5 * float(np.max(np.asarray(prob.designs.n_wafers, float)))
+    pts3 = np.stack(
+        [
+            -np.log10(pts[:, 0] / prob.ref[0]),
+            np.log10(pts[:, 1] / prob.ref[1]),
+            np.log10(np.maximum(n_waf, 1.0) / ref_w),
+        ],
+        -1,
+    ).reshape(-1, 3)
+    hv3 = hypervolume(pts3, np.zeros(3)) if len(pts3) else 0.0
     summary = dict(
         config=cfg.to_json(),
         pool_feasible=prob.size,
@@ -825,7 +837,9 @@ def _summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
         f1_wall_s=float(sum(r.wall_s for r in f1)),
         hypervolume=float(hv[-1]) if len(hv) else 0.0,
         hypervolume_units="decades^2 (log10 throughput x log10 power, see hypervolume_trace)",
-        hv_reference=dict(tokens_per_s=prob.ref[0], power_w=prob.ref[1]),
+        hv_reference=dict(tokens_per_s=prob.ref[0], power_w=prob.ref[1], n_wafers=ref_w),
+        hypervolume_3d=float(hv3),
+        hypervolume_3d_units="decades^3 (as hypervolume, x log10 wafers; reporting only)",
         n_pareto=len(rows),
         pareto=[dict(tokens_per_s=r.objectives[0], power_w=r.objectives[1]) for r in rows],
         run_wall_s=wall_s,
