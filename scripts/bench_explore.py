@@ -18,7 +18,8 @@ hypervolume, over single-fidelity BO's total cost (target <= 1/3); and the same 
                                      [--json] [--smoke]
 
 Runs are written under --out (one SQLite run per seed and method); a finished run with
-the same configuration is reused, so an interrupted benchmark continues where it stopped.
+the same configuration is reused and an unfinished one resumed (``run_explore(resume=True)``),
+so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def _same_config(stored: dict, cfg) -> bool:
     """A stored run matches ``cfg`` (runs from before the refinement option had none)."""
     stored = {"refine": False, "refine_steps": cfg.refine_steps, "cost_aware": None, **stored}
     return stored == cfg.to_json()
+
+
+def _stored_config(run_dir: Path) -> dict | None:
+    """The configuration of the run database in ``run_dir`` (None if there is none)."""
+    from theseus_jax.dse.store import RunStore
+
+    try:
+        with RunStore.open(run_dir) as st:
+            return st.config()
+    except (FileNotFoundError, ValueError):  # none, or from another version: start afresh
+        return None
 
 
 def _parse_label(label: str):
@@ -83,6 +95,9 @@ def run_one(seed, method, *, space, workload, budget_s, pool, n_init, out, xla_c
     if done.exists() and _same_config(json.loads(done.read_text())["config"], cfg):
         s = json.loads(done.read_text())  # finished earlier: reuse (runs are durable)
         how = "reused"
+    elif _stored_config(run_dir) is not None and _same_config(_stored_config(run_dir), cfg):
+        s = run_explore(None, run_dir, resume=True)  # an interrupted run: continue it
+        how = f"resumed, {time.perf_counter() - t:.0f} s wall"
     else:
         if run_dir.exists():
             shutil.rmtree(run_dir)

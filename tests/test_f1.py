@@ -137,3 +137,22 @@ def test_planned_cost_batch_equals_one_at_a_time():
     assert got.shape == (6,) and got.tolist() == one and min(one) > 0
     with pytest.raises(ValueError, match="needs the batch's mappings"):
         f1_planned_cost(ds, wl, tech)
+
+
+def test_compiled_simulator_cache_is_bounded(monkeypatch):
+    """A long exploration compiles a few simulators per design; the cache keeps only the
+    most recent (each XLA executable holds thousands of memory maps, and the kernel's
+    per-process limit would otherwise end the run with 'Cannot allocate memory')."""
+    from theseus_jax.fidelity import _f1
+    from theseus_jax.sim import MeshConfig
+
+    monkeypatch.setattr(_f1, "_COMPILED", _f1.OrderedDict())
+    monkeypatch.setattr(_f1, "MAX_COMPILED", 2)
+    cfgs = [
+        MeshConfig(kx=2, ky=2, n_vcs=1, buf_depth=2, queue_cap=8, link_pipe=p) for p in (1, 2, 3)
+    ]
+    ctr = _Counter()
+    for c in (cfgs[0], cfgs[1], cfgs[0], cfgs[2]):
+        _f1._chunk_runner(c, 1, ctr)
+    # cfgs[0] was used again before cfgs[2] arrived, so cfgs[1] is the one evicted
+    assert ctr.n_compiles == 3 and [k[0] for k in _f1._COMPILED] == [cfgs[0], cfgs[2]]

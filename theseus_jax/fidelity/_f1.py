@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from functools import partial
 from typing import NamedTuple
 
@@ -440,7 +441,12 @@ class _Counter:
         self.n_compiles = 0
 
 
-_COMPILED: dict = {}
+# Compiled simulators, least recently used first. Bounded: every XLA CPU executable holds
+# thousands of memory mappings, and a long exploration compiles a few per design, which
+# would exhaust the kernel's per-process map limit (vm.max_map_count, 65530 by default;
+# LLVM then fails with "Cannot allocate memory").
+_COMPILED: OrderedDict = OrderedDict()
+MAX_COMPILED = 12
 CHUNK = 400  # cycles per compiled simulation step; runs of any length reuse one compile
 BULK_CYCLES = (400, 800, 400)  # warm-up, window, drain of saturation (bulk) measurements
 
@@ -450,7 +456,9 @@ def _chunk_runner(cfg: MeshConfig, k: int, ctr: _Counter):
     compiled once per (config, batch size)."""
     key = (cfg, k, CHUNK)
     hit = _COMPILED.get(key)
-    if hit is None:
+    if hit is not None:
+        _COMPILED.move_to_end(key)
+    else:
         t = time.perf_counter()
         init = make_mesh_sim(cfg)[0]
         s0 = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (k,) + x.shape), init())
@@ -464,6 +472,8 @@ def _chunk_runner(cfg: MeshConfig, k: int, ctr: _Counter):
         fn = f.lower(s0, jnp.zeros(k, jnp.float32), keys, jnp.int32(0), jnp.int32(1)).compile()
         hit = (fn, s0)
         _COMPILED[key] = hit
+        while len(_COMPILED) > MAX_COMPILED:
+            _COMPILED.popitem(last=False)
         ctr.compile_s += time.perf_counter() - t
         ctr.n_compiles += 1
     return hit
