@@ -181,14 +181,19 @@ def test_posterior_matches_dense_reference_with_padding(kind):
         np.testing.assert_allclose(float(lm_small), float(lm_big), rtol=1e-10)
 
 
+def _gp_draw(n, ls, seed, offset, scale):
+    """``n`` 1-D inputs and one draw of a Matern-5/2 GP (length scale ``ls``) at them."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, 1))
+    k = _np_matern52(x, x, np.array([ls])) + 1e-4 * np.eye(n)
+    return x, offset + scale * np.linalg.cholesky(k) @ rng.standard_normal(n)
+
+
 def test_map_recovers_lengthscale():
     """Data drawn from a GP with lengthscale 0.25: MAP estimate within a factor 1.6."""
     with enable_x64():
         d, n, ls_true = 1, 40, 0.25
-        rng = np.random.default_rng(7)
-        x = rng.uniform(size=(n, d))
-        k = _np_matern52(x, x, np.array([ls_true])) + 1e-4 * np.eye(n)
-        y = 2.0 + 3.0 * np.linalg.cholesky(k) @ rng.standard_normal(n)
+        x, y = _gp_draw(n, ls_true, 7, 2.0, 3.0)
         gp = make_gp("single", d, 1)
         data = empty_data(44, d, jnp.float64)._replace(
             x=jnp.asarray(np.vstack([x, np.full((4, d), 0.5)])),
@@ -393,31 +398,37 @@ def test_capacity_grows_by_doubling():
     np.testing.assert_allclose(float(state.spent_cost), 6 * currin.costs[-1])
 
 
+_EHVI_CFG = MFBOConfig(
+    dim=2,
+    n_fidelities=1,
+    costs=(1.0,),
+    kernel="single",
+    objective="ehvi",
+    n_objectives=2,
+    fit_steps=10,
+    n_starts=2,
+)
+
+
+def _two_objectives(x):
+    return jnp.stack([-jnp.sum((x - 0.2) ** 2, -1), -jnp.sum((x - 0.8) ** 2, -1)], -1)
+
+
+def _ehvi_state(cfg, seed, n):
+    mo = make_mfbo(cfg)
+    st = mo.init(jax.random.key(seed))
+    for _ in range(n):
+        p = mo.ask(st)
+        st = mo.tell(st, p.x, p.fidelity, _two_objectives(p.x))
+    return mo, st
+
+
 def test_single_fidelity_and_ehvi_configs_run():
     sf = make_mfbo(single_fidelity(_CFG)._replace(fit_steps=10))
     st = sf.init(jax.random.key(0))
     assert st.init_x.shape[0] == 6 and int(jnp.max(st.init_fid)) == 0
-    cfg = MFBOConfig(
-        dim=2,
-        n_fidelities=1,
-        costs=(1.0,),
-        kernel="single",
-        objective="ehvi",
-        n_objectives=2,
-        q=2,
-        fit_steps=10,
-        n_starts=2,
-        n_random_candidates=64,
-    )
-    mo = make_mfbo(cfg)
-    st = mo.init(jax.random.key(0))
-
-    def f2(x):
-        return jnp.stack([-jnp.sum((x - 0.2) ** 2, -1), -jnp.sum((x - 0.8) ** 2, -1)], -1)
-
-    for _ in range(5):
-        p = mo.ask(st)
-        st = mo.tell(st, p.x, p.fidelity, f2(p.x))
+    cfg = _EHVI_CFG._replace(q=2, n_random_candidates=64)
+    mo, st = _ehvi_state(cfg, 0, 5)
     p = mo.ask(st)
     assert p.x.shape == (2, 2) and np.all(np.isfinite(np.asarray(p.value)))
     assert int(p.index[0]) != int(p.index[1]) or int(p.index[0]) == -1
@@ -426,26 +437,7 @@ def test_single_fidelity_and_ehvi_configs_run():
 
 
 def test_cost_aware_ask_divides_the_acquisition_by_cost():
-    cfg = MFBOConfig(
-        dim=2,
-        n_fidelities=1,
-        costs=(1.0,),
-        kernel="single",
-        objective="ehvi",
-        n_objectives=2,
-        fit_steps=10,
-        n_starts=2,
-        n_polish=0,
-    )
-    mo = make_mfbo(cfg)
-    st = mo.init(jax.random.key(1))
-
-    def f2(x):
-        return jnp.stack([-jnp.sum((x - 0.2) ** 2, -1), -jnp.sum((x - 0.8) ** 2, -1)], -1)
-
-    for _ in range(6):
-        p = mo.ask(st)
-        st = mo.tell(st, p.x, p.fidelity, f2(p.x))
+    mo, st = _ehvi_state(_EHVI_CFG._replace(n_polish=0), 1, 6)
     cand = jax.random.uniform(jax.random.key(2), (64, 2))
     p0 = mo.ask(st, cand)
     j = int(p0.index[0])
@@ -473,10 +465,7 @@ def test_nuts_posterior_covers_the_true_lengthscale():
     samples of the right shape, and the posterior median within a factor 2 of the truth."""
     with enable_x64():
         d, n, ls_true = 1, 24, 0.25
-        rng = np.random.default_rng(3)
-        x = rng.uniform(size=(n, d))
-        k = _np_matern52(x, x, np.array([ls_true])) + 1e-4 * np.eye(n)
-        y = 1.0 + 2.0 * np.linalg.cholesky(k) @ rng.standard_normal(n)
+        x, y = _gp_draw(n, ls_true, 3, 1.0, 2.0)
         gp = make_gp("single", d, 1)
         data = empty_data(n, d, jnp.float64)._replace(
             x=jnp.asarray(x), y=jnp.asarray(y), mask=jnp.ones(n, bool)

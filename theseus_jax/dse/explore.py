@@ -415,7 +415,7 @@ class _BODriver(_Driver):
         self._n_f0_init = cfg.n_init if use_f0 else 0
         self._f0_pts = _decades(prob.f0_tput, prob.f0_power, prob.ref)
         self._f1_pts: list = []  # decades of the feasible F1 results told so far
-        # mfbo is cost-aware: F1's run lengths follow from F0's loads, so its cost is known
+        # cost-aware (mfbo by default): F1's run lengths follow from F0's loads
         self._cost = prob.f1_planned_cost_s if _cost_aware(cfg) else None
 
     def _f0_init(self):
