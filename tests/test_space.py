@@ -10,10 +10,11 @@ import jax
 import numpy as np
 import pytest
 
+from theseus_jax import Mapping, evaluate_point, load_training_workload
 from theseus_jax._paths import configs_dir
 from theseus_jax._violations import Violation
 from theseus_jax.design import WAFER_FIELDS, DesignSpace, WaferDesign, load_space
-from theseus_jax.io import load_system
+from theseus_jax.io import load_system, load_tech
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +249,69 @@ def test_space_errors_name_the_field(tmp_path, space_doc):
     del doc["sram_pairs"]["table"]["48"]
     with pytest.raises(ValueError, match=r"sram_pairs\.table: SRAM sizes \['48 KiB'\]"):
         load_space(_write(tmp_path, doc))
+
+
+# ---- iso-peak wafer count -------------------------------------------------------------------
+
+
+def _system_peak(d):
+    return np.asarray(
+        d.reticle_rows
+        * d.reticle_cols
+        * d.usable_cores_per_reticle()
+        * d.core_peak_flops()
+        * d.n_wafers,
+        np.float64,
+    )
+
+
+def test_iso_peak_wafer_count_is_the_closest_ratio():
+    space = load_space("theseus_2024")
+    target = 1024 * 312e12  # 1,024 A100 at BF16
+    iso = space.iso_peak(target)
+    assert "n_wafers" not in iso.names and iso.dim == space.dim - 1
+    d = iso.sample(jax.random.PRNGKey(3), 400)
+    k = np.asarray(d.n_wafers)
+    assert np.all(k == np.round(k)) and np.all(k >= 1)
+    ratio = _system_peak(d) / target
+    per_wafer = ratio / k
+    # no other whole count is closer in log ratio
+    for dk in (-1, 1):
+        alt = np.maximum(k + dk, 1) * per_wafer
+        assert np.all(np.abs(np.log(ratio)) <= np.abs(np.log(alt)) + 1e-9)
+    # the cost model's peak agrees with the count's definition
+    wl = load_training_workload("gpt3-175b")
+    mp = Mapping(tp=0, pp=1, micro_batch=1, recompute=2, stream=1)
+    one = jax.tree_util.tree_map(lambda a: a[0], d)
+    m = evaluate_point(one, wl, mp, load_tech("n7"))
+    assert float(m.peak_flops) == pytest.approx(float(_system_peak(d)[0]), rel=1e-5)
+
+
+def test_iso_peak_survives_snap_complete_and_json(tmp_path):
+    space = load_space("theseus_2024")
+    iso = space.iso_peak(3.0e17, lo=1, hi=64)
+    d = iso.sample(jax.random.PRNGKey(0), 50)
+    again = iso.complete({n: np.asarray(getattr(d, n)) for n in iso.names})
+    np.testing.assert_array_equal(np.asarray(again.n_wafers), np.asarray(d.n_wafers))
+    assert np.all(iso.is_legal(again))
+    assert np.all(np.asarray(d.n_wafers) <= 64)
+    doc = json.loads((configs_dir() / "spaces" / "theseus_2024.json").read_text())
+    doc["params"]["n_wafers"] = {
+        "kind": "isopeak",
+        "peak_flops": 300,
+        "unit": "PFLOP/s",
+        "lo": 1,
+        "hi": 64,
+    }
+    p = tmp_path / "iso.json"
+    p.write_text(json.dumps(doc))
+    from_file = load_space(p).sample(jax.random.PRNGKey(0), 50)
+    np.testing.assert_array_equal(np.asarray(from_file.n_wafers), np.asarray(d.n_wafers))
+    doc["params"]["core_rows"] = {"kind": "isopeak", "peak_flops": 1, "lo": 1, "hi": 2}
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="only for 'n_wafers'"):
+        load_space(p)
+    with pytest.raises(ValueError, match="peak_flops"):
+        space.iso_peak(-1.0)
+    with pytest.raises(ValueError, match="missing free parameters"):
+        iso.complete({"clock_hz": 1e9})

@@ -10,6 +10,9 @@ A :class:`DesignSpace` holds one :class:`ParamSpec` per ``WAFER_FIELDS`` entry. 
 * ``"maxfit"``: ``reticle_rows`` / ``reticle_cols`` only: as many reticles as fit the usable
   wafer square for the sampled core array (``floor((S + g) / (h + g))``, clipped to
   ``lo..hi``). Not a free dimension.
+* ``"isopeak"``: ``n_wafers`` only: as many wafers as bring the system's peak 16-bit FLOP/s
+  closest (in ratio) to a target ``peak_flops`` -- the iso-peak comparison with a GPU cluster
+  (:meth:`DesignSpace.iso_peak`). Not a free dimension.
 
 Two constraints define legality beyond the per-parameter values:
 
@@ -48,7 +51,8 @@ from ._wafer import WAFER_FIELDS, WaferDesign
 
 __all__ = ["ParamSpec", "DesignSpace", "load_space", "list_spaces"]
 
-_KINDS = ("fixed", "choice", "log2int", "interval", "categorical", "maxfit")
+_KINDS = ("fixed", "choice", "log2int", "interval", "categorical", "maxfit", "isopeak")
+_DERIVED = ("maxfit", "isopeak")  # filled from the other fields, not dimensions of the cube
 _DISCRETE = ("choice", "log2int", "categorical")
 _FIELD_NAMES = tuple(f for f, _, _ in WAFER_FIELDS)
 _FIELD_UNIT = {f: u for f, u, _ in WAFER_FIELDS}
@@ -62,14 +66,14 @@ class ParamSpec:
 
     Attributes:
         name: the ``WAFER_FIELDS`` name.
-        kind: one of ``fixed, choice, log2int, interval, categorical, maxfit``.
+        kind: one of ``fixed, choice, log2int, interval, categorical, maxfit, isopeak``.
         unit: the unit the config file used (for display); values here are SI.
         values: sorted legal values (discrete kinds; categorical codes).
         labels: option names of a categorical spec, aligned with ``values``.
         lo, hi: bounds (interval, maxfit; log2int's bounds are ``values[0]``, ``values[-1]``).
         log: interval on a log scale; discrete specs snap in log space when all values > 0.
         grid_points: points per interval in :meth:`DesignSpace.grid`.
-        value: the fixed value.
+        value: the fixed value; for ``isopeak`` the target system peak FLOP/s.
     """
 
     name: str
@@ -335,7 +339,82 @@ class DesignSpace:
         cols["sram_bw_bits_per_cycle"] = np.where(ok, bws[j], cols["sram_bw_bits_per_cycle"])
 
     def _fill_maxfit(self, cols: dict[str, np.ndarray]) -> None:
-        """Set ``maxfit`` reticle counts from the core array size (in place)."""
+        """Set the derived counts in place: ``maxfit`` reticle counts from the core array
+        size, then an ``isopeak`` wafer count from the wafer's peak FLOP/s."""
+        self._fill_reticles(cols)
+        self._fill_isopeak(cols)
+
+    def _fill_isopeak(self, cols: dict[str, np.ndarray]) -> None:
+        """``n_wafers = k`` in ``lo..hi`` minimising ``|log(k P_wafer / P_target)|``, with
+        ``P_wafer = R C r c (1 - spare) 2 MACs f`` (the cost model's ``peak_flops``)."""
+        s = self.spec("n_wafers")
+        if s.kind != "isopeak":
+            return
+        per_wafer = (
+            cols["reticle_rows"]
+            * cols["reticle_cols"]
+            * cols["core_rows"]
+            * cols["core_cols"]
+            * (1.0 - cols["spare_core_frac"])
+            * 2.0
+            * cols["macs_per_core"]
+            * cols["clock_hz"]
+        )
+        ratio = s.value / np.maximum(per_wafer, 1e-30)
+        lo_k = np.clip(np.floor(ratio), s.lo, s.hi)
+        hi_k = np.clip(np.ceil(ratio), s.lo, s.hi)
+        err = lambda k: np.abs(np.log(k / ratio))  # noqa: E731
+        cols["n_wafers"] = np.where(err(hi_k) < err(lo_k), hi_k, lo_k)
+
+    def iso_peak(self, peak_flops: float, *, lo: int = 1, hi: int = 4096) -> DesignSpace:
+        """A copy whose ``n_wafers`` is derived: the count whose system peak 16-bit FLOP/s is
+        closest in ratio to ``peak_flops`` (FLOP/s), within ``lo..hi`` wafers.
+
+        This is how designs are compared with a GPU cluster at iso-peak FLOP/s: every design
+        gets as many wafers as match the cluster's peak, so the residual mismatch is the
+        rounding to whole wafers (the ratio stays within ``[k/(k+1), (k+1)/k]`` for ``k``
+        wafers, and is reported by the cost model as ``peak_flops``).
+        """
+        if not (math.isfinite(peak_flops) and peak_flops > 0):
+            raise ValueError(f"iso_peak: peak_flops must be a positive FLOP/s, got {peak_flops}")
+        if not 1 <= lo <= hi:
+            raise ValueError(f"iso_peak: need 1 <= lo <= hi wafers, got lo={lo}, hi={hi}")
+        spec = ParamSpec(
+            name="n_wafers",
+            kind="isopeak",
+            unit="FLOP/s",
+            lo=float(lo),
+            hi=float(hi),
+            value=float(peak_flops),
+        )
+        specs = tuple(spec if s.name == "n_wafers" else s for s in self.specs)
+        return dataclasses.replace(self, specs=specs)
+
+    def complete(self, values: dict) -> WaferDesign:
+        """Designs from their free parameters (SI; scalars or equal-length sequences, e.g. the
+        rows of an exploration's ``pareto.csv``): fixed fields take their value, derived
+        counts (``maxfit``, ``isopeak``) are filled in, everything snaps to the legal grid.
+
+        Raises:
+            ValueError: a free parameter is missing (names the field) or not a number.
+        """
+        missing = [n for n in self.names if n not in values]
+        if missing:
+            raise ValueError(
+                f"complete(): missing free parameters {missing} of space {self.name!r} "
+                f"(expected {list(self.names)})"
+            )
+        try:
+            free = {n: np.atleast_1d(np.asarray(values[n], np.float64)) for n in self.names}
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"complete(): a free parameter is not a number: {e}") from e
+        n = max((v.shape[0] for v in free.values()), default=1)
+        cols = self._decode_cols(np.zeros((n, self.dim)))
+        for k, v in free.items():
+            cols[k] = np.broadcast_to(v, (n,)).astype(np.float64)
+        return self.snap(self._design(cols))
+
+    def _fill_reticles(self, cols: dict[str, np.ndarray]) -> None:
         specs = [self.spec(f) for f in _MAXFIT_FIELDS]
         if not any(s.kind == "maxfit" for s in specs):
             return
@@ -407,7 +486,7 @@ class DesignSpace:
                 cols[s.name] = np.full(n, s.values[0])
             elif s.kind == "interval":
                 cols[s.name] = np.full(n, s.lo)
-            else:  # maxfit, filled later
+            else:  # maxfit / isopeak, filled later
                 cols[s.name] = np.ones(n)
         return cols
 
@@ -415,7 +494,7 @@ class DesignSpace:
         """Nearest legal-valued designs (idempotent): per-field snap, SRAM pair repair, maxfit."""
         cols = self._columns(designs)
         for s in self.specs:
-            if s.kind != "maxfit":
+            if s.kind not in _DERIVED:
                 cols[s.name] = s.snap(cols[s.name])
         self._repair_pairs(cols)
         self._fill_maxfit(cols)
@@ -442,7 +521,7 @@ class DesignSpace:
         cols = self._columns(designs)
         on_grid = np.ones(next(iter(cols.values())).shape[0], dtype=bool)
         for s in self.specs:
-            if s.kind != "maxfit":
+            if s.kind not in _DERIVED:
                 on_grid &= np.isclose(s.snap(cols[s.name]), cols[s.name], rtol=1e-6, atol=0.0)
         return on_grid & (self.violations(designs) == 0)
 
@@ -531,7 +610,7 @@ class DesignSpace:
         pair_fields = ("sram_bytes_per_core", "sram_bw_bits_per_cycle")
         table = self._pair_table()
         for s in self.specs:
-            if s.kind == "maxfit" or (table is not None and s.name in pair_fields):
+            if s.kind in _DERIVED or (table is not None and s.name in pair_fields):
                 continue
             axes.append(((s.name,), s.grid_values()[:, None]))
         s_size, s_bw = self.spec(pair_fields[0]), self.spec(pair_fields[1])
@@ -565,7 +644,7 @@ class DesignSpace:
             for j, f in enumerate(fields):
                 cols[f] = vals[idx[a], j]
         n = idx.shape[1]
-        for f in _MAXFIT_FIELDS:
+        for f in (*_MAXFIT_FIELDS, "n_wafers"):
             cols.setdefault(f, np.ones(n))
         self._fill_maxfit(cols)
         ok = self.violations(self._design(cols)) == 0 if n else np.zeros(0, dtype=bool)
@@ -583,6 +662,7 @@ _SPEC_KEYS = {
     "interval": ({"kind", "lo", "hi", "unit"}, {"log", "grid_points", "source", "note"}),
     "categorical": ({"kind", "options"}, {"unit", "source", "note"}),
     "maxfit": ({"kind", "lo", "hi"}, {"unit", "source", "note"}),
+    "isopeak": ({"kind", "peak_flops", "lo", "hi"}, {"unit", "source", "note"}),
 }
 
 
@@ -628,6 +708,21 @@ def _parse_spec(name: str, raw, path) -> ParamSpec:
         if not 1 <= lo <= hi:
             raise ValueError(f"{where}: need 1 <= lo <= hi, got lo={lo}, hi={hi}")
         return ParamSpec(name=name, kind=kind, unit=unit, lo=lo, hi=hi)
+    if kind == "isopeak":
+        if name != "n_wafers":
+            raise ValueError(f"{where}: kind 'isopeak' is only for 'n_wafers'")
+        lo, hi = _num(raw["lo"], f"{where}.lo"), _num(raw["hi"], f"{where}.hi")
+        if not (1 <= lo <= hi and lo == round(lo) and hi == round(hi)):
+            raise ValueError(f"{where}: need whole numbers 1 <= lo <= hi, got lo={lo}, hi={hi}")
+        pk = to_si(
+            _num(raw["peak_flops"], f"{where}.peak_flops"),
+            raw.get("unit", "FLOP/s"),
+            where=f"{where}.peak_flops",
+            target="FLOP/s",
+        )
+        if not pk > 0:
+            raise ValueError(f"{where}.peak_flops: must be > 0 (the target system peak)")
+        return ParamSpec(name=name, kind=kind, unit="FLOP/s", lo=lo, hi=hi, value=pk)
     if kind == "fixed":
         return ParamSpec(name=name, kind=kind, unit=unit, value=si(raw["value"], "value"))
     if kind == "categorical":
