@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _eval, _explore, _sim, _sweep, _validate
+from . import _eval, _explore, _report, _sim, _sweep, _validate
 
 SUBCOMMANDS = {
     "explore": _explore,
@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "sweep": _sweep,
     "validate": _validate,
     "sim": _sim,
+    "report": _report,
 }
 
 

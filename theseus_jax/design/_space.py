@@ -49,7 +49,7 @@ from .._violations import Violation
 from ..tech import Tech
 from ._wafer import WAFER_FIELDS, WaferDesign
 
-__all__ = ["ParamSpec", "DesignSpace", "load_space", "list_spaces"]
+__all__ = ["ParamSpec", "DesignSpace", "load_space", "list_spaces", "iso_peak_count"]
 
 _KINDS = ("fixed", "choice", "log2int", "interval", "categorical", "maxfit", "isopeak")
 _DERIVED = ("maxfit", "isopeak")  # filled from the other fields, not dimensions of the cube
@@ -186,6 +186,26 @@ def _chunked(fn, cols: dict[str, np.ndarray], tech: Tech) -> np.ndarray:
         chunk = {f: np.pad(cols[f][start:stop], (0, pad), mode="edge") for f in _FIELD_NAMES}
         outs.append(np.asarray(fn(WaferDesign(**chunk), tech))[: stop - start])
     return np.concatenate(outs) if outs else np.zeros(0)
+
+
+def iso_peak_count(per_unit_flops, target_flops, *, lo: float = 1, hi: float = 4096):
+    """Whole number of units (wafers, GPUs, ...) ``k`` in ``lo..hi`` whose peak
+    ``k * per_unit_flops`` is closest to ``target_flops`` in ratio (``|log|`` distance).
+
+    Args:
+        per_unit_flops: peak FLOP/s of one unit (array).
+        target_flops: target system peak FLOP/s.
+    Returns:
+        float64 array of counts, shaped like ``per_unit_flops``.
+    """
+    ratio = np.asarray(target_flops, np.float64) / np.maximum(
+        np.asarray(per_unit_flops, np.float64), 1e-30
+    )
+    lo_k = np.clip(np.floor(ratio), lo, hi)
+    hi_k = np.clip(np.ceil(ratio), lo, hi)
+    err_lo = np.abs(np.log(lo_k / ratio))
+    err_hi = np.abs(np.log(hi_k / ratio))
+    return np.where(err_hi < err_lo, hi_k, lo_k)
 
 
 def _powers_of_two(lo: float, hi: float) -> tuple[float, ...]:
@@ -360,11 +380,7 @@ class DesignSpace:
             * cols["macs_per_core"]
             * cols["clock_hz"]
         )
-        ratio = s.value / np.maximum(per_wafer, 1e-30)
-        lo_k = np.clip(np.floor(ratio), s.lo, s.hi)
-        hi_k = np.clip(np.ceil(ratio), s.lo, s.hi)
-        err = lambda k: np.abs(np.log(k / ratio))  # noqa: E731
-        cols["n_wafers"] = np.where(err(hi_k) < err(lo_k), hi_k, lo_k)
+        cols["n_wafers"] = iso_peak_count(per_wafer, s.value, lo=s.lo, hi=s.hi)
 
     def iso_peak(self, peak_flops: float, *, lo: int = 1, hi: int = 4096) -> DesignSpace:
         """A copy whose ``n_wafers`` is derived: the count whose system peak 16-bit FLOP/s is
