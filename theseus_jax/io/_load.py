@@ -9,13 +9,23 @@ Every config file has the same shape::
       "tech": "n7",                     # wafer systems only: the technology they are built in
       "aliases": ["WSE-2", "CS-2"],     # optional, matched case-insensitively
       "notes": "...", "references": [], # optional, free text
-      "fields": {FIELD: {"value": number, "unit": "GB/s", "source": "[V] ..."}}
+      "fields": {FIELD: {"value": number, "unit": "GB/s", "source": "[V] ...",
+                         "note": "...",            # optional, free text
+                         "range": [lo, hi],        # optional, same unit as "value"
+                         "dist": "loguniform"}}    # optional, needs "range"
     }
 
 The files are validated once, here (STYLE.md anti-pattern 3): every field of the kind's
 ``*_FIELDS`` table must be present exactly once with a finite, non-negative number, a unit of
 the right dimension and a non-empty source; categorical codes, fractions and counts are
 range-checked. Every error names the file and the field and says how to fix it.
+
+An optional ``"range": [lo, hi]`` states the plausible interval of an uncertain constant, in
+the field's own unit, with ``0 <= lo <= value <= hi`` and ``lo < hi``; ``"dist"`` picks how
+it is sampled (``"uniform"`` or ``"loguniform"``; by default log-uniform when ``lo > 0`` and
+``hi / lo >= 3``, else uniform). Categorical and whole-number fields take no range. Ranges do
+not change what :func:`load_tech` returns; :func:`tech_range_table` reads them (used by
+:func:`theseus_jax.tech.load_tech_ranges`).
 
 Files live in ``configs/tech/`` and ``configs/systems/`` (:func:`theseus_jax._paths.configs_dir`);
 a path to a file elsewhere works too.
@@ -47,12 +57,16 @@ __all__ = [
     "design_to_dict",
     "design_from_dict",
     "fields_of_kind",
+    "tech_range_table",
 ]
 
 _TOP_KEYS_REQUIRED = ("name", "kind", "description", "fields")
 _TOP_KEYS_OPTIONAL = ("tech", "aliases", "notes", "references")
 _FIELD_KEYS_REQUIRED = ("value", "unit", "source")
-_FIELD_KEYS_OPTIONAL = ("note",)
+_FIELD_KEYS_OPTIONAL = ("note", "range", "dist")
+_DISTS = ("uniform", "loguniform")
+# default dist: log-uniform when lo > 0 and the range spans at least this ratio
+_LOG_DEFAULT_RATIO = 3.0
 
 _KIND_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "tech": TECH_FIELDS,
@@ -204,8 +218,84 @@ def _read(path: Path) -> dict:
 # ---------------------------------------------------------------------------------------
 
 
+def _is_number(x) -> bool:
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _check_range(
+    entry: dict, f: str, si_unit: str, desc: str, where: str
+) -> tuple[float, float, bool] | None:
+    """Validate a field's optional ``range``/``dist``; return ``(lo_si, hi_si, log)`` or None.
+
+    The checks run on the numbers as written (file unit); the bounds are then converted
+    with the field's unit. ``log`` is True for log-uniform sampling.
+    """
+    has_range, has_dist = "range" in entry, "dist" in entry
+    if not has_range:
+        if has_dist:
+            raise ValueError(f'{where}: "dist" needs a "range": [lo, hi]; add one or remove "dist"')
+        return None
+    if f in _CATEGORICAL or f in _INTEGER:
+        what = "categorical" if f in _CATEGORICAL else "whole-number"
+        raise ValueError(
+            f'{where}: {f} is a {what} field and cannot have a "range"; remove it '
+            "(sample such choices as separate scenarios instead)"
+        )
+    r = entry["range"]
+    if not (isinstance(r, list) and len(r) == 2 and all(_is_number(b) for b in r)):
+        raise ValueError(
+            f'{where}: "range" must be a list of two finite numbers [lo, hi] in '
+            f'{entry["unit"]!r} (the unit of "value"), got {r!r}'
+        )
+    lo, hi = float(r[0]), float(r[1])
+    v = entry["value"]
+    if lo < 0:
+        raise ValueError(f"{where}: range [{lo}, {hi}] has a negative bound; {f} must be >= 0")
+    if not lo < hi:
+        raise ValueError(
+            f"{where}: range [{lo}, {hi}] needs lo < hi; swap the bounds, or drop the "
+            '"range" if the value is certain'
+        )
+    if not lo <= v <= hi:
+        raise ValueError(
+            f"{where}: range [{lo}, {hi}] must contain value {v}; widen the range or fix the value"
+        )
+    lo_si = to_si(lo, entry["unit"], where=where, target=si_unit)
+    hi_si = to_si(hi, entry["unit"], where=where, target=si_unit)
+    if f in _POSITIVE and not lo_si > 0:
+        raise ValueError(f"{where}: range [{lo}, {hi}] must be > 0 ({desc}); raise lo")
+    if f in _FRACTION_CLOSED and not (0.0 <= lo_si and hi_si <= 1.0):
+        raise ValueError(f"{where}: range [{lo}, {hi}] must lie in [0, 1] ({desc})")
+    if f in _FRACTION_OPEN and not (0.0 <= lo_si and hi_si < 1.0):
+        raise ValueError(f"{where}: range [{lo}, {hi}] must lie in [0, 1) ({desc})")
+    if has_dist:
+        dist = entry["dist"]
+        if dist not in _DISTS:
+            raise ValueError(
+                f'{where}: "dist" must be one of {list(_DISTS)}, got {dist!r} '
+                "(omit it for the default)"
+            )
+        if dist == "loguniform" and not lo > 0:
+            raise ValueError(
+                f'{where}: "dist": "loguniform" needs lo > 0, got range [{lo}, {hi}]; '
+                'raise lo or use "uniform"'
+            )
+        log = dist == "loguniform"
+    else:
+        log = lo > 0 and hi / lo >= _LOG_DEFAULT_RATIO
+    return lo_si, hi_si, log
+
+
 def _validate(doc: dict, path: Path, expect: tuple[str, ...]) -> tuple[str, dict[str, float]]:
     """Check one parsed config and return ``(kind, {field: SI value})``."""
+    kind, values, _ = _validate_full(doc, path, expect)
+    return kind, values
+
+
+def _validate_full(
+    doc: dict, path: Path, expect: tuple[str, ...]
+) -> tuple[str, dict[str, float], dict[str, tuple[float, float, bool]]]:
+    """:func:`_validate`, plus ``{field: (lo_si, hi_si, log)}`` for the ranged fields."""
     missing_top = [k for k in _TOP_KEYS_REQUIRED if k not in doc]
     unknown_top = sorted(set(doc) - set(_TOP_KEYS_REQUIRED) - set(_TOP_KEYS_OPTIONAL))
     if missing_top or unknown_top:
@@ -257,6 +347,7 @@ def _validate(doc: dict, path: Path, expect: tuple[str, ...]) -> tuple[str, dict
             + f". A {kind} config needs exactly these fields: {names}"
         )
     out: dict[str, float] = {}
+    ranges: dict[str, tuple[float, float, bool]] = {}
     for f, si_unit, desc in table:
         where = f"{path}: field {f}"
         entry = fields[f]
@@ -297,7 +388,10 @@ def _validate(doc: dict, path: Path, expect: tuple[str, ...]) -> tuple[str, dict
         if f in _INTEGER and x != round(x):
             raise ValueError(f"{where}: value {x} must be a whole number ({desc})")
         out[f] = x
-    return kind, out
+        r = _check_range(entry, f, si_unit, desc, where)
+        if r is not None:
+            ranges[f] = r
+    return kind, out, ranges
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,6 +420,26 @@ def load_tech(name_or_path) -> Tech:
     path = _resolve("tech", name_or_path, "technology")
     _, values = _validate(_read(path), path, ("tech",))
     return Tech(**values)
+
+
+def tech_range_table(name_or_path) -> dict[str, tuple[float, float, bool]]:
+    """The uncertainty ranges of a technology file, validated and in SI units.
+
+    Args:
+        name_or_path: as for :func:`load_tech`.
+
+    Returns:
+        ``{field: (lo, hi, log)}`` for every field with a ``"range"``, in ``TECH_FIELDS``
+        order; ``lo``/``hi`` in the field's SI unit, ``log`` True for log-uniform sampling.
+
+    Examples:
+        >>> lo, hi, log = tech_range_table("n7")["sram_energy_j_per_bit"]
+        >>> round(lo * 1e12, 3), round(hi * 1e12, 3), log
+        (0.02, 0.05, False)
+    """
+    path = _resolve("tech", name_or_path, "technology")
+    _, _, ranges = _validate_full(_read(path), path, ("tech",))
+    return ranges
 
 
 def load_system(name_or_path) -> WaferDesign | GPUSystem:
