@@ -195,6 +195,13 @@ def pct(x: float) -> str:
     return f"{100.0 * x:+.1f} %"
 
 
+def saving(x: float) -> str:
+    """A power saving as words: ``12.3 % less power`` / ``4.5 % more power``."""
+    if x != x:
+        return "n/a"
+    return f"{100 * x:.1f} % less power" if x >= 0 else f"{-100 * x:.1f} % more power"
+
+
 def interval(q05: float, q50: float, q95: float, *, as_pct: bool = True) -> str:
     if as_pct:
         return f"{100 * q50:+.1f} % [{100 * q05:+.1f}, {100 * q95:+.1f}]"

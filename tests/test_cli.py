@@ -8,16 +8,21 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from theseus_jax._paths import configs_dir
 from theseus_jax.cli.__main__ import main
 from theseus_jax.dse.pareto import pareto_mask
 
+# the checked-in developer set (the shared file grows with cases the model does not read yet)
+_CASES = str(configs_dir() / "validation" / "validation_cases.json")
+
 
 def test_validate_json(capsys):
-    assert main(["validate", "--json"]) == 0
+    assert main(["validate", "--json", "--cases", _CASES]) == 0
     out = json.loads(capsys.readouterr().out)
     assert math.isfinite(out["mape_pct"]) and 0 <= out["mape_pct"] <= 10.0
     assert out["n_supported"] >= 10
@@ -26,10 +31,36 @@ def test_validate_json(capsys):
 
 
 def test_validate_table(capsys):
-    assert main(["validate"]) == 0
+    assert main(["validate", "--cases", _CASES]) == 0
     out = capsys.readouterr().out
     assert "MAPE all supported" in out and "unsupported:" in out
     assert "train-megatron-a100-1.7B" in out
+
+
+def test_validate_reports_malformed_cases(tmp_path, capsys):
+    cases = json.loads(Path(_CASES).read_text())
+    good = cases["cases"][0]
+    bad = []
+    for i, (field, value) in enumerate(
+        (("value", [47, 42]), ("value", None), ("value", 0), ("hardware", {"count": "96 -> 4608"}))
+    ):
+        c = json.loads(json.dumps(good))
+        c["id"] = f"bad-{i}"
+        if field == "hardware":
+            c["hardware"].update(value)
+        else:
+            c[field] = value
+        bad.append(c)
+    cases["cases"] = [good, *bad]
+    p = tmp_path / "cases.json"
+    p.write_text(json.dumps(cases))
+    assert main(["validate", "--json", "--cases", str(p)]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows[good["id"]]["predicted"] is not None
+    for i in range(4):
+        assert rows[f"bad-{i}"]["predicted"] is None and rows[f"bad-{i}"]["reason"]
+    assert main(["validate", "--cases", str(p)]) == 0  # the table prints them too
+    assert "malformed" in capsys.readouterr().out
 
 
 def test_eval_gpu(capsys):

@@ -274,6 +274,7 @@ def test_iso_peak_wafer_count_is_the_closest_ratio():
     k = np.asarray(d.n_wafers)
     assert np.all(k == np.round(k)) and np.all(k >= 1)
     ratio = _system_peak(d) / target
+    assert np.all(np.abs(np.log(ratio)) <= np.log(1.1) + 1e-9)  # default tol 10 %
     per_wafer = ratio / k
     # no other whole count is closer in log ratio
     for dk in (-1, 1):
@@ -313,5 +314,7 @@ def test_iso_peak_survives_snap_complete_and_json(tmp_path):
         load_space(p)
     with pytest.raises(ValueError, match="peak_flops"):
         space.iso_peak(-1.0)
+    with pytest.raises(ValueError, match="tol"):
+        space.iso_peak(1e17, tol=0.0)
     with pytest.raises(ValueError, match="missing free parameters"):
         iso.complete({"clock_hz": 1e9})

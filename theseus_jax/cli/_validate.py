@@ -29,7 +29,8 @@ def run(args) -> int:
     print("-" * len(hdr))
     for r in res["rows"]:
         if r["predicted"] is None:
-            print(f"{r['id']:46s} {r['measured']:10.4g} {'-':>10s} {'-':>8s}  {r['unit']}")
+            meas = "-" if r["measured"] is None else f"{r['measured']:.4g}"
+            print(f"{r['id']:46s} {meas:>10s} {'-':>10s} {'-':>8s}  {r['unit']}")
             print(f"{'':46s} unsupported: {r['reason']}")
         else:
             print(

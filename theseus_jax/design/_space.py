@@ -74,6 +74,8 @@ class ParamSpec:
         log: interval on a log scale; discrete specs snap in log space when all values > 0.
         grid_points: points per interval in :meth:`DesignSpace.grid`.
         value: the fixed value; for ``isopeak`` the target system peak FLOP/s.
+        tol: ``isopeak`` only: legal designs have a system peak within a factor ``1 + tol``
+            of the target (whole wafers cannot always match it).
     """
 
     name: str
@@ -86,6 +88,7 @@ class ParamSpec:
     log: bool = False
     grid_points: int = 3
     value: float = math.nan
+    tol: float = math.nan
 
     # ---- properties ---------------------------------------------------------------------
     @property
@@ -382,20 +385,45 @@ class DesignSpace:
         )
         cols["n_wafers"] = iso_peak_count(per_wafer, s.value, lo=s.lo, hi=s.hi)
 
-    def iso_peak(self, peak_flops: float, *, lo: int = 1, hi: int = 4096) -> DesignSpace:
+    def _peak_ok(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        """``isopeak`` spaces: the system peak is within a factor ``1 + tol`` of the target."""
+        s = self.spec("n_wafers")
+        n = next(iter(cols.values())).shape[0]
+        if s.kind != "isopeak":
+            return np.ones(n, bool)
+        peak = (
+            cols["reticle_rows"]
+            * cols["reticle_cols"]
+            * cols["core_rows"]
+            * cols["core_cols"]
+            * (1.0 - cols["spare_core_frac"])
+            * 2.0
+            * cols["macs_per_core"]
+            * cols["clock_hz"]
+            * cols["n_wafers"]
+        )
+        return np.abs(np.log(peak / s.value)) <= np.log1p(s.tol)
+
+    def iso_peak(
+        self, peak_flops: float, *, lo: int = 1, hi: int = 4096, tol: float = 0.1
+    ) -> DesignSpace:
         """A copy whose ``n_wafers`` is derived: the count whose system peak 16-bit FLOP/s is
-        closest in ratio to ``peak_flops`` (FLOP/s), within ``lo..hi`` wafers.
+        closest in ratio to ``peak_flops`` (FLOP/s), within ``lo..hi`` wafers; designs whose
+        peak is then still off by more than a factor ``1 + tol`` are not legal (``sample``
+        and ``grid`` skip them, ``is_legal`` is False).
 
         This is how designs are compared with a GPU cluster at iso-peak FLOP/s: every design
-        gets as many wafers as match the cluster's peak, so the residual mismatch is the
-        rounding to whole wafers (the ratio stays within ``[k/(k+1), (k+1)/k]`` for ``k``
-        wafers, and is reported by the cost model as ``peak_flops``).
+        gets as many wafers as match the cluster's peak; the residual mismatch is the
+        rounding to whole wafers (reported by the cost model as ``peak_flops``).
         """
         if not (math.isfinite(peak_flops) and peak_flops > 0):
             raise ValueError(f"iso_peak: peak_flops must be a positive FLOP/s, got {peak_flops}")
         if not 1 <= lo <= hi:
             raise ValueError(f"iso_peak: need 1 <= lo <= hi wafers, got lo={lo}, hi={hi}")
+        if not tol > 0:
+            raise ValueError(f"iso_peak: tol must be > 0 (e.g. 0.1 for +-10 %), got {tol}")
         spec = ParamSpec(
+            tol=float(tol),
             name="n_wafers",
             kind="isopeak",
             unit="FLOP/s",
@@ -539,7 +567,7 @@ class DesignSpace:
         for s in self.specs:
             if s.kind not in _DERIVED:
                 on_grid &= np.isclose(s.snap(cols[s.name]), cols[s.name], rtol=1e-6, atol=0.0)
-        return on_grid & (self.violations(designs) == 0)
+        return on_grid & (self.violations(designs) == 0) & self._peak_ok(cols)
 
     # ---- generation ---------------------------------------------------------------------
     def sample(self, key, n: int, *, legal: bool = True, max_rounds: int = 64) -> WaferDesign:
@@ -584,7 +612,7 @@ class DesignSpace:
                 self._repair_pairs(cols, None if bw_col is None else u[:, bw_col])
             self._fill_maxfit(cols)
             if legal:
-                ok = self.violations(self._design(cols)) == 0
+                ok = (self.violations(self._design(cols)) == 0) & self._peak_ok(cols)
                 cols = {f: c[ok] for f, c in cols.items()}
                 accepted += int(ok.sum())
             else:
@@ -663,7 +691,11 @@ class DesignSpace:
         for f in (*_MAXFIT_FIELDS, "n_wafers"):
             cols.setdefault(f, np.ones(n))
         self._fill_maxfit(cols)
-        ok = self.violations(self._design(cols)) == 0 if n else np.zeros(0, dtype=bool)
+        ok = (
+            (self.violations(self._design(cols)) == 0) & self._peak_ok(cols)
+            if n
+            else np.zeros(0, dtype=bool)
+        )
         return self._design({f: c[ok] for f, c in cols.items()})
 
 
@@ -678,7 +710,7 @@ _SPEC_KEYS = {
     "interval": ({"kind", "lo", "hi", "unit"}, {"log", "grid_points", "source", "note"}),
     "categorical": ({"kind", "options"}, {"unit", "source", "note"}),
     "maxfit": ({"kind", "lo", "hi"}, {"unit", "source", "note"}),
-    "isopeak": ({"kind", "peak_flops", "lo", "hi"}, {"unit", "source", "note"}),
+    "isopeak": ({"kind", "peak_flops", "lo", "hi"}, {"tol", "unit", "source", "note"}),
 }
 
 
@@ -738,7 +770,10 @@ def _parse_spec(name: str, raw, path) -> ParamSpec:
         )
         if not pk > 0:
             raise ValueError(f"{where}.peak_flops: must be > 0 (the target system peak)")
-        return ParamSpec(name=name, kind=kind, unit="FLOP/s", lo=lo, hi=hi, value=pk)
+        tol = _num(raw.get("tol", 0.1), f"{where}.tol")
+        if not tol > 0:
+            raise ValueError(f"{where}.tol: must be > 0 (e.g. 0.1 for +-10 %), got {tol}")
+        return ParamSpec(name=name, kind=kind, unit="FLOP/s", lo=lo, hi=hi, value=pk, tol=tol)
     if kind == "fixed":
         return ParamSpec(name=name, kind=kind, unit=unit, value=si(raw["value"], "value"))
     if kind == "categorical":

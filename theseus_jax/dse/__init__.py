@@ -6,6 +6,10 @@ from .explore import (
     make_problem as make_problem,
     run_explore as run_explore,
 )
+from .explore_inference import (
+    InferenceExploreConfig as InferenceExploreConfig,
+    run_inference_explore as run_inference_explore,
+)
 from .nsga2 import NSGA2 as NSGA2, NSGA2State as NSGA2State, nsga2 as nsga2, run_nsga2 as run_nsga2
 from .pareto import (
     hypervolume as hypervolume,

@@ -172,13 +172,21 @@ def _system_for(c: dict):
     return GPUSystem(**kw), system
 
 
+def _number_or_none(v):
+    """The case's value as a float, or None when it is not one number (a list, a range
+    written as text, null)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
 def _unsupported(c, reason) -> CaseResult:
     return CaseResult(
-        id=c["id"],
+        id=c.get("id", "?"),
         category=c.get("category"),
         metric=c.get("metric"),
         unit=c.get("unit"),
-        measured=float(c["value"]),
+        measured=_number_or_none(c.get("value")),
         predicted=None,
         error_pct=None,
         status="unsupported",
@@ -359,7 +367,19 @@ def predict_case(c: dict) -> CaseResult:
 
 def validate_cases(path=None) -> dict[str, Any]:
     """Predict every case of a file; returns ``{"rows": [...], "mape_pct": ..., ...}``."""
-    rows = [predict_case(c) for c in load_cases(path)]
+    rows = []
+    for c in load_cases(path):
+        # a malformed case (a list as value, a GPU count written as text, ...) is reported,
+        # never fatal for the rest of the file
+        if _number_or_none(c.get("value")) is None or _number_or_none(c.get("value")) <= 0:
+            rows.append(
+                _unsupported(c, f"malformed: value {c.get('value')!r} is not one positive number")
+            )
+            continue
+        try:
+            rows.append(predict_case(c))
+        except (KeyError, TypeError, ValueError) as e:
+            rows.append(_unsupported(c, f"malformed case: {type(e).__name__}: {e}"))
     errs = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
     by_cat: dict[str, list[float]] = {}
     for r in rows:
