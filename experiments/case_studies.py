@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         facs = [(f, lab, lv[:: max(1, len(lv) // 2)][:3]) for f, lab, lv in facs]
     key = jax.random.PRNGKey(args.seed)
     rows, pooled, robust = [], [], {}
-    for fi, (fac, xlabel, levels) in enumerate(facs):
+    for fi, (fac, _xlabel, levels) in enumerate(facs):
         tops = []  # per level: (designs, mappings) of its top-k by throughput and by perf/W
         for li, (lab, xv, fixed) in enumerate(levels):
             d, m, maps = run_level(
