@@ -2,9 +2,11 @@
 
 Serving (prefill + decode with a KV cache) of GPT-3 175B, Llama-3.1 70B and Llama-3.1 405B,
 ``--batch`` concurrent requests of ``--prompt-len`` input and ``--output-len`` output tokens,
-with a bound on the time per output token (``--max-tpot-ms``; an interactive-serving SLO).
-Every system is compared at the same peak FLOP/s as the H100 deployment of the model (whole
-8-GPU nodes holding the BF16 weights and KV cache):
+with a bound on the time per output token (``--max-tpot-ms``, default 100 ms: the
+interactive-serving SLO common in the serving literature, 10 tokens/s per user).
+Every system is compared at the same peak FLOP/s as the H100 deployment of the model: the
+smallest whole number of 8-GPU nodes whose best mapping meets every constraint (memory for
+the BF16 weights and KV cache, the tpot bound):
 
 * H100 deployment and the A100 cluster of the same peak (whole nodes), modelled, best
   mapping (TP / PP / batch split) under the bound;
@@ -20,7 +22,7 @@ energy factor: best tokens/J of the front over the baseline's. Intervals: the fr
 (mappings fixed) and the wafer baselines re-evaluated under technology draws.
 
     python experiments/inference_vs_baselines.py [--smoke] [--out results/inference_vs_baselines]
-        [--batch 32] [--prompt-len 1024] [--output-len 256] [--max-tpot-ms 50] [--pool 4096]
+        [--batch 32] [--prompt-len 1024] [--output-len 256] [--max-tpot-ms 100] [--pool 4096]
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from _common import Study, parse_args  # noqa: E402
 
 NAME = "inference_vs_baselines"
 PAPER_PERF, PAPER_POWER = 23.2, 15.7
-# H100 GPUs per deployment: the smallest whole-node count holding BF16 weights + KV cache
-MODELS = (("gpt3-175b", 8), ("llama-3.1-70b", 8), ("llama-3.1-405b", 16))
+MODELS = ("gpt3-175b", "llama-3.1-70b", "llama-3.1-405b")
+# H100 deployment: the smallest whole-node count (8, 16, ...) whose best mapping meets every
+# constraint (memory, the tpot bound); the comparison is at its peak
+H100_COUNTS = (8, 16, 32, 64, 128)
 
 
 def add_args(p) -> None:
@@ -48,7 +52,7 @@ def add_args(p) -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--prompt-len", type=int, default=1024)
     p.add_argument("--output-len", type=int, default=256)
-    p.add_argument("--max-tpot-ms", type=float, default=50.0)
+    p.add_argument("--max-tpot-ms", type=float, default=100.0)
     p.add_argument("--pool", type=int, default=None)
     p.add_argument("--draws", type=int, default=256)
     p.add_argument("--space", default="theseus_2024")
@@ -100,10 +104,9 @@ def main(argv=None) -> int:
     st = Study(NAME, "Inference: searched WSC designs vs GPUs and existing WSCs (iso-peak)", args)
     models = list(MODELS)
     if args.models:
-        want = [m.strip() for m in args.models.split(",")]
-        models = [m for m in MODELS if m[0] in want]
-        if len(models) != len(want):
-            raise SystemExit(f"--models: choose from {[m for m, _ in MODELS]}")
+        models = [m.strip() for m in args.models.split(",")]
+        if not set(models) <= set(MODELS):
+            raise SystemExit(f"--models: choose from {list(MODELS)}")
     if args.smoke:
         models = models[1:2]
     pool = args.pool or (64 if args.smoke else 4096)
@@ -111,7 +114,7 @@ def main(argv=None) -> int:
     techs, table = T.tech_draws("n7", args.draws, args.seed)
     runs = Path(args.out).parent / "explore_runs"
     rows, per_draw, fronts = [], {}, {}
-    for model, n_h100 in models:
+    for model in models:
         wl = tj.load_inference_workload(
             model,
             batch=args.batch,
@@ -119,7 +122,13 @@ def main(argv=None) -> int:
             output_len=args.output_len,
             max_tpot_s=args.max_tpot_ms / 1e3,
         )
-        h100 = _gpu("h100_dgx", n_h100, wl)
+        tried = []
+        for n_h100 in H100_COUNTS:
+            tried.append(_gpu("h100_dgx", n_h100, wl))
+            if tried[-1]["feasible"]:
+                break
+        # none meets every constraint: the deployment closest to the tpot bound, reported
+        h100 = tried[-1] if tried[-1]["feasible"] else min(tried, key=lambda b: b["tpot_s"])
         peak = h100["peak_flops"]
         a100_per = float(np.asarray(tj.load_system("a100_dgx").peak_flops(16.0)))
         n_a100 = 8 * max(1, int(round(peak / a100_per / 8)))
@@ -281,7 +290,7 @@ def main(argv=None) -> int:
         "10 us per-kernel launch overhead; serving stacks with CUDA graphs are faster at small "
         "batch (README, known limits), which favours the WSC in these factors.",
     ]
-    st.data.update(models=[m for m, _ in models], pool=pool, draws=args.draws)
+    st.data.update(models=models, pool=pool, draws=args.draws)
     st.finish(summary="; ".join(lines))
     return 0
 
