@@ -54,6 +54,7 @@ def wafer_baseline(name, peak, wl, tech, techs) -> dict:
         n_wafers=int(np.asarray(w.n_wafers)),
         peak_flops=float(r.metrics.peak_flops[0]),
         feasible=bool(r.metrics.feasible[0]),
+        violated=";".join(tj.describe(int(np.asarray(r.metrics.violations)[0]))),
         f0_tokens_per_s=f0_t,
         f0_power_w=f0_p,
         tokens_per_s=f1_t,
@@ -88,6 +89,8 @@ def main(argv=None) -> int:
                 b["tokens_per_s"],
                 b["power_w"],
             )
+            if not b["feasible"]:  # no comparison with a system that cannot run the job
+                perf, pw = np.nan, np.nan
             dperf, dpw = T.improvement(
                 r["draws_t"], r["draws_p"], r["draws_f"], b["draws_t"], b["draws_p"]
             )
@@ -103,6 +106,7 @@ def main(argv=None) -> int:
                     baseline_wafers=b["n_wafers"],
                     baseline_peak_ratio=b["peak_flops"] / peak,
                     baseline_feasible=b["feasible"],
+                    baseline_violated=b["violated"],
                     baseline_tokens_per_s=b["tokens_per_s"],
                     baseline_power_kw=b["power_w"] / 1e3,
                     wsc_best_tokens_per_s=best,
@@ -173,6 +177,18 @@ def main(argv=None) -> int:
                 ) + f" ({sub[i]['model']})"
             else:
                 ours = "no explored design is as fast as the baseline"
+            moved = (
+                "moved most by: " + ", ".join(f"{k} (rho {v:+.2f})" for k, v in sens[:3])
+                if sens
+                else ""
+            )
+            bad = [x for x in sub if not x["baseline_feasible"]]
+            skipped = (
+                "baseline infeasible (not compared) for "
+                + ", ".join(f"{x['model']} ({x['baseline_violated']})" for x in bad)
+                if bad
+                else ""
+            )
             verdict = "n/a"
             if np.isfinite(q[1]):
                 verdict = (
@@ -191,9 +207,7 @@ def main(argv=None) -> int:
                 ours=ours,
                 interval=(interval(*q) if np.isfinite(q[1]) else "n/a"),
                 verdict=verdict,
-                why=("moved most by: " + ", ".join(f"{k} (rho {v:+.2f})" for k, v in sens[:3]))
-                if sens
-                else "",
+                why="; ".join(x for x in (moved, skipped) if x),
             )
             lines.append(f"{what} vs {label}: {ours}, interval {interval(*q)}")
     st.notes += [
