@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import theseus_jax as tj
+from theseus_jax._paths import configs_dir
 from theseus_jax._violations import Violation, describe
 from theseus_jax.cli.__main__ import main
 from theseus_jax.cost.inference import forward_ops
@@ -107,7 +108,8 @@ def test_inference_jit_vmap_equivalence():
 
 
 def test_validation_inference_bounds():
-    res = validate_cases()
+    # the checked-in developer set (the shared file grows with cases not read yet, issue 11)
+    res = validate_cases(configs_dir() / "validation" / "validation_cases.json")
     rows = [r for r in res["rows"] if r["category"] == "inference"]
     assert rows and all(r["predicted"] is not None for r in rows)
     gpu = [abs(r["error_pct"]) for r in rows if "waferllm" not in r["id"]]
