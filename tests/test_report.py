@@ -63,7 +63,10 @@ def _experiment(folder, name, n_rows=50):
 def results(tmp_path):
     root = tmp_path / "results"
     _experiment(root / "train_vs_gpu", "train_vs_gpu")
-    (root / "case_studies").mkdir()  # interrupted run: no manifest
+    (root / "case_studies").mkdir()  # interrupted run: no manifest, a table already written
+    (root / "case_studies" / "levels.csv").write_text("a,b\n1,2\n")
+    (root / "explore_runs").mkdir()  # data shared between experiments: not a section
+    (root / "explore_runs" / "run.sqlite").write_bytes(b"")
     (root / "case_studies" / "partial.csv").write_text("a\n1\n")
     return root
 
@@ -78,7 +81,7 @@ def test_html_is_self_contained(results):
     assert "&lt;small&gt; budget" in page
     assert "10 more rows in rows.csv" in page
     assert "<td>d39</td>" in page and "<td>d40</td>" not in page
-    assert "unfinished (no manifest.json)" in page
+    assert "unfinished (no manifest.json)" in page and "explore_runs" not in page
     assert 'src="http' not in page and "<script" not in page
     # canonical order: train_vs_gpu before case_studies; overview claims table before both
     assert page.index("All claims") < page.index('id="exp-train_vs_gpu"')

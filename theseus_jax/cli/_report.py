@@ -92,7 +92,13 @@ def _find_folders(results_dir: Path) -> list[Path]:
             f"no {MANIFEST} in {results_dir} or its immediate subfolders; produce one with "
             f"`python experiments/NAME.py --smoke --out {results_dir}/NAME`"
         )
-    return subs
+    # a subfolder without a manifest is an unfinished experiment only if it holds what an
+    # experiment writes (tables or figures); others are data (e.g. shared exploration runs)
+    return [d for d in subs if (d / MANIFEST).exists() or _has_outputs(d)]
+
+
+def _has_outputs(folder: Path) -> bool:
+    return any(p.suffix in (".csv", ".png", ".svg") for p in folder.iterdir() if p.is_file())
 
 
 def _load(folder: Path) -> dict:
