@@ -195,6 +195,15 @@ def pct(x: float) -> str:
     return f"{100.0 * x:+.1f} %"
 
 
+def verdict(q: tuple[float, float, float], paper: float | None) -> str:
+    """The paper's number against our 5-95 % interval ``q = (q05, q50, q95)``."""
+    if paper is None or not q[1] == q[1]:
+        return "n/a"
+    if q[0] <= paper <= q[2]:
+        return "agrees"
+    return "ours larger" if q[0] > paper else "ours smaller"
+
+
 def saving(x: float) -> str:
     """A power saving as words: ``12.3 % less power`` / ``4.5 % more power``."""
     if x != x:

@@ -37,7 +37,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _training as T  # noqa: E402
-from _common import Study, parse_args  # noqa: E402
+from _common import (  # noqa: E402
+    Study,
+    parse_args,
+    verdict as judge,  # noqa: E402
+)
 
 NAME = "inference_vs_baselines"
 PAPER_PERF, PAPER_POWER = 23.2, 15.7
@@ -261,13 +265,7 @@ def main(argv=None) -> int:
             sens = (
                 rank_sensitivity(table, np.nan_to_num(best, nan=0.0)) if np.isfinite(q[1]) else []
             )
-            verdict = "n/a"
-            if paper is not None and np.isfinite(q[1]):
-                verdict = (
-                    "agrees"
-                    if q[0] <= paper <= q[2]
-                    else ("ours larger" if q[0] > paper else "ours smaller")
-                )
+            verdict = judge(q, paper)
             st.claim(
                 claim=f"best inference {what} factor of the WSC designs over {lab}",
                 paper=(f"up to {paper}x (vs GPUs and existing WSCs)" if paper else "not reported"),

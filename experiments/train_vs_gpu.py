@@ -32,7 +32,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _training as T  # noqa: E402
-from _common import Study, interval, parse_args, saving  # noqa: E402
+from _common import (
+    Study,
+    interval,
+    parse_args,
+    saving,
+    verdict as judge,  # noqa: E402
+)
 
 NAME = "train_vs_gpu"
 PAPER_PERF, PAPER_POWER = 0.628, 0.386
@@ -371,13 +377,7 @@ def main(argv=None) -> int:
             ours = f"up to {100 * nominal[i_best]:+.1f} % throughput ({rows[i_best]['model']})"
         else:
             ours = f"up to {saving(nominal[i_best])} ({rows[i_best]['model']})"
-        verdict = "n/a"
-        if paper is not None and np.isfinite(q[1]):
-            verdict = (
-                "agrees"
-                if q[0] <= paper <= q[2]
-                else ("ours larger" if q[0] > paper else "ours smaller")
-            )
+        verdict = judge(q, paper)
         st.claim(
             claim=f"best {what} improvement of the WSC Pareto designs over {label}",
             paper=(

@@ -24,7 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _training as T  # noqa: E402
 import train_vs_gpu as G  # noqa: E402
-from _common import Study, interval, parse_args, saving  # noqa: E402
+from _common import (
+    Study,
+    interval,
+    parse_args,
+    saving,
+    verdict as judge,  # noqa: E402
+)
 
 NAME = "train_vs_wsc"
 PAPER_PERF, PAPER_POWER = 0.737, 0.424
@@ -189,13 +195,7 @@ def main(argv=None) -> int:
                 if bad
                 else ""
             )
-            verdict = "n/a"
-            if np.isfinite(q[1]):
-                verdict = (
-                    "agrees"
-                    if q[0] <= paper <= q[2]
-                    else ("ours larger" if q[0] > paper else "ours smaller")
-                )
+            verdict = judge(q, paper)
             st.claim(
                 claim=f"best {what} improvement of the WSC Pareto designs over {label}",
                 paper=(

@@ -115,3 +115,16 @@ def test_case_studies_and_report(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in html and "python experiments/case_studies.py" in html
     assert (tmp_path / "report.md").exists()
+
+
+def test_verdict_rule():
+    sys.path.insert(0, str(REPO / "experiments"))
+    try:
+        from _common import verdict
+    finally:
+        sys.path.remove(str(REPO / "experiments"))
+    assert verdict((0.4, 0.5, 0.6), 0.55) == "agrees"
+    assert verdict((0.4, 0.5, 0.6), 0.628) == "ours smaller"
+    assert verdict((0.7, 0.8, 0.9), 0.628) == "ours larger"
+    assert verdict((0.4, 0.5, 0.6), None) == "n/a"
+    assert verdict((math.nan,) * 3, 0.5) == "n/a"
