@@ -81,7 +81,7 @@ class LayerOps(eqx.Module):
         return 2.0 * self.m * self.n * self.k * self.count
 
 
-def layer_ops(workload, micro_batch, tp, seq_par) -> LayerOps:
+def layer_ops(workload, micro_batch, tp, seq_par, cp=1.0, ep=1.0) -> LayerOps:
     """Operations of one average transformer layer for one micro-batch on one TP shard.
 
     Args:
@@ -89,9 +89,15 @@ def layer_ops(workload, micro_batch, tp, seq_par) -> LayerOps:
         micro_batch: sequences per micro-batch ``b``.
         tp: tensor-parallel degree ``t`` (the shard holds ``1/t`` of every weight).
         seq_par: 1.0 if sequence parallelism shards the non-TP regions over ``t``.
+        cp: context-parallel degree: the shard holds ``s / cp`` tokens of each sequence
+            (its queries), and attends to all ``s`` keys (ring attention), so ``T = b s / cp``
+            and the score GEMMs are ``(s/cp) x s``.
+        ep: expert-parallel degree (MoE): the shard holds ``E / ep`` routed experts, and
+            each of them sees the tokens of ``ep`` ranks (``T ep k / E``).
     """
     mdl = workload.model
-    s = workload.seq_len
+    s_k = workload.seq_len  # keys each query attends to
+    s = s_k / cp  # local queries per sequence
     h = mdl.d_model
     a = mdl.n_heads
     t = tp
@@ -105,13 +111,13 @@ def layer_ops(workload, micro_batch, tp, seq_par) -> LayerOps:
     f_act = safe_div(mdl.ffn_params_active(), L * ffn_mats * h)  # active inner width per layer
     moe_frac = safe_div(mdl.n_moe_layers(), L)
     # Tokens seen by one expert's GEMM: T k / E on MoE layers (load-balanced), T on dense.
-    tok_per_expert = safe_div(T * mdl.top_k, jnp.maximum(mdl.n_experts, 1.0))
-    m_ffn = (1.0 - moe_frac) * T + moe_frac * jnp.minimum(T, tok_per_expert)
+    tok_per_expert = safe_div(T * ep * mdl.top_k, jnp.maximum(mdl.n_experts, 1.0))
+    m_ffn = (1.0 - moe_frac) * T + moe_frac * jnp.minimum(T * ep, tok_per_expert)
 
     heads_t = b * a / t
     m = jnp.stack([T, s, s, T, T, T])
-    n = jnp.stack([mdl.attn_in_params() / (h * t), s, d_v, h, (1.0 + gated) * f_act / t, h])
-    k = jnp.stack([h, d_qk, s, mdl.v_dim() / t, h, f_act / t])
+    n = jnp.stack([mdl.attn_in_params() / (h * t), s_k, d_v, h, (1.0 + gated) * f_act / t, h])
+    k = jnp.stack([h, d_qk, s_k, mdl.v_dim() / t, h, f_act / t])
     count = jnp.stack([1.0, heads_t, heads_t, 1.0, 1.0, 1.0])
     m_eff = jnp.stack([T, s, s, T, m_ffn, m_ffn])
 
@@ -122,7 +128,7 @@ def layer_ops(workload, micro_batch, tp, seq_par) -> LayerOps:
     ln_bytes = 2.0 * (2.0 * 2.0 * th)  # two norms, read + write
     resid_bytes = 2.0 * (3.0 * 2.0 * th + th)  # bias+dropout+residual: 2 reads, 1 write, mask
     act_fn_bytes = (2.0 * (1.0 + gated) + 2.0) * T * f_act / t  # read (1|2) F, write F
-    score_elems = heads_t * s * s
+    score_elems = heads_t * s * s_k
     # unfused scale-mask-softmax (read+write) and attention dropout (read, write, 1-B mask)
     attn_bytes = (1.0 - workload.flash_attention) * score_elems * (2.0 * 2.0 + 2.0 * 2.0 + 1.0)
     elem_bytes = ln_bytes + resid_bytes + act_fn_bytes + attn_bytes
@@ -134,13 +140,16 @@ def layer_ops(workload, micro_batch, tp, seq_par) -> LayerOps:
     c_rep = 10.0
     c_shard = 8.0 + 4.0 * f_act * (1.0 + 0.5 * gated) / h
     sbh = T * h
-    score_stash = (1.0 - workload.flash_attention) * 5.0 * a * s * s * b / t
+    score_stash = (1.0 - workload.flash_attention) * 5.0 * a * s * s_k * b / t
     rep = jnp.where(seq_par > 0, c_rep / t, c_rep)
     stash = sbh * (rep + c_shard / t) + score_stash
     selective = sbh * (rep + c_shard / t)
     full = 2.0 * sbh / sp_div
 
-    weight_params = (mdl.attn_params() + safe_div(mdl.ffn_params_total(), L)) / t
+    # routed experts are split over the EP group; shared experts and dense FFNs are not
+    routed = mdl.n_moe_layers() * mdl._ffn_mats() * h * mdl.expert_d_ff * mdl.n_experts
+    ffn_dev = mdl.ffn_params_total() - routed * (1.0 - safe_div(1.0, ep))
+    weight_params = (mdl.attn_params() + safe_div(ffn_dev, L)) / t
 
     return LayerOps(
         m=m,

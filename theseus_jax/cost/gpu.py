@@ -35,22 +35,23 @@ from .training import (
     inflight_microbatches,
     n_microbatches,
     recompute_passes,
-    state_bytes_per_param,
 )
 
 __all__ = ["gpu_training_step", "gpu_gemm_time"]
 
 
-def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None, act_bytes=2.0, w_bytes=2.0):
+def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None, act_bytes=2.0, w_bytes=2.0, eff=None):
     """Time (s) and HBM bytes of ``count`` GEMMs ``(m x k) @ (k x n)`` on one GPU.
 
     The thread-block tile height shrinks to the next power of two >= ``m`` (at least 16, the
     tensor-core MMA height) for skinny GEMMs, as cuBLAS/CUTLASS heuristics pick smaller
     tiles, and when the output tiles cannot fill the SMs the K loop is split over up to
     ``SMs / tiles`` blocks of at least 256 (split-K); the weight operand ``k x n`` has
-    ``w_bytes`` per element, activations ``act_bytes``.
+    ``w_bytes`` per element, activations ``act_bytes``. ``eff`` is the large-GEMM
+    efficiency at this precision (default: the 16-bit one).
     """
     m_eff = m if m_eff is None else m_eff
+    eff = sys.gemm_efficiency if eff is None else eff
     tn, sms = sys.gemm_tile_n, sys.n_sms
     pow2 = jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(m_eff, 1.0))))
     tm = jnp.clip(pow2, 16.0, sys.gemm_tile_m)
@@ -65,58 +66,118 @@ def gpu_gemm_time(sys, m, n, k, count, peak, m_eff=None, act_bytes=2.0, w_bytes=
     eta_wave = safe_div(tiles, waves * sms)
     eta_pad = safe_div(m_eff * n, tiles_m * tm * tiles_n * tn)
     flops = 2.0 * m * n * k * count
-    t_flops = safe_div(flops, peak * sys.gemm_efficiency * eta_wave * eta_pad)
+    t_flops = safe_div(flops, peak * eff * eta_wave * eta_pad)
     bytes_ = (act_bytes * (m * k + m * n) + w_bytes * k * n) * count
     t_mem = safe_div(bytes_, sys.hbm_bw_bytes_per_s * sys.hbm_efficiency)
     return jnp.maximum(t_flops, t_mem), bytes_
 
 
+def _causal_fraction(seq_len, block=128.0):
+    """Share of the ``s x s`` score tiles a causal FlashAttention kernel computes: the lower
+    triangle plus the diagonal blocks, ``(1 + block / s) / 2`` (FlashAttention-2 skips the
+    tiles above the diagonal; ``block`` = 128, its key-block size)."""
+    return jnp.minimum(0.5 * (1.0 + safe_div(block, seq_len)), 1.0)
+
+
 def gpu_training_step(sys, workload, mp) -> Metrics:
-    """F0 metrics of one training step of ``workload`` on GPU cluster ``sys`` under ``mp``."""
+    """F0 metrics of one training step of ``workload`` on GPU cluster ``sys`` under ``mp``.
+
+    Rank order (Megatron-Core): TP innermost, then CP, EP (inside DP), DP, PP, so a group
+    stays on NVLink when the product of the degrees inside it fits in a node.
+    """
     mdl = workload.model
-    t, p, v = mp.tp, mp.pp, mp.interleave
-    dp = jnp.where(mp.dp > 0, mp.dp, jnp.floor(safe_div(sys.n_gpus, t * p)))
+    t, p, v, c, e = mp.tp, mp.pp, mp.interleave, mp.cp, mp.ep
+    dp = jnp.where(mp.dp > 0, mp.dp, jnp.floor(safe_div(sys.n_gpus, t * p * c)))
+    dpc = dp * c  # ranks holding the same weights: gradients reduce over dp x cp
     b = mp.micro_batch
     m = n_microbatches(workload.global_batch, dp, b)
-    ops = layer_ops(workload, b, t, mp.seq_par)
-    peak = sys.peak_flops(workload.precision_bits)
+    ops = layer_ops(workload, b, t, mp.seq_par, c, e)
+    bits = workload.precision_bits
+    fp8 = jnp.where(bits <= 8, 1.0, 0.0)
+    peak = sys.peak_flops(bits)  # the linear GEMMs' precision
+    peak16 = sys.peak_flops_16  # attention core, logits (Transformer Engine keeps them BF16)
     hbm = sys.hbm_bw_bytes_per_s * sys.hbm_efficiency
     full, sel = recompute_passes(mp.recompute, mp.recompute_layers)
     layers = safe_div(mdl.n_layers, p)
+    node = sys.gpus_per_node
+    flash = workload.flash_attention
 
     # ---- compute, per layer per micro-batch ------------------------------------------------
-    t_g, bytes_g = gpu_gemm_time(sys, ops.m, ops.n, ops.k, ops.count, peak, ops.m_eff)
+    # linear GEMMs at the workload precision (FP8: 1-byte operands, FP8 efficiency); the
+    # attention core in 16 bit
     is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
+    is_lin = 1.0 - is_attn
+    peak_g = is_lin * peak + is_attn * peak16
+    eff_g = is_lin * sys.gemm_efficiency_at(bits) + is_attn * sys.gemm_efficiency
+    op_bytes = 2.0 - is_lin * fp8
+    t_g, bytes_g = gpu_gemm_time(
+        sys, ops.m, ops.n, ops.k, ops.count, peak_g, ops.m_eff, op_bytes, op_bytes, eff_g
+    )
+    # FlashAttention: the attention core is one fused, compute-bound kernel over the causal
+    # tiles; HBM sees Q, K, V and the output only (no s x s matrix)
+    f_attn = ops.gemm_flops() * is_attn * _causal_fraction(workload.seq_len)
+    t_fa = safe_div(f_attn, peak16 * sys.gemm_efficiency)
+    qkvo_bytes = 2.0 * ops.count * ops.m * ops.k * is_attn  # per GEMM of the pair: ~2 s d
+    t_g = jnp.where((flash > 0) & (is_attn > 0), t_fa, t_g)
+    bytes_g = jnp.where((flash > 0) & (is_attn > 0), qkvo_bytes, bytes_g)
     passes = 3.0 + full + sel * is_attn  # fwd + 2x bwd + recompute
     gemm_s = jnp.sum(t_g * passes)
+    attn_s_fwd = jnp.sum(t_g * is_attn)
     gemm_bytes = jnp.sum(bytes_g * passes)
     gemm_flops = jnp.sum(ops.gemm_flops() * passes)
     elem_passes = 3.0 + full
-    elem_bytes = ops.elem_bytes_fwd * elem_passes + ops.attn_elem_bytes_fwd * sel
+    # FP8 casts (Transformer Engine cast-transpose): each linear GEMM's input in every
+    # forward and its output gradient in the backward: read 2 B, write 1 B + a 1 B transpose
+    lin_in = jnp.sum(is_lin * ops.m * ops.k * ops.count)
+    lin_out = jnp.sum(is_lin * ops.m * ops.n * ops.count)
+    cast_bytes = fp8 * 4.0 * (lin_in * (1.0 + full) + lin_out)
+    elem_bytes = ops.elem_bytes_fwd * elem_passes + ops.attn_elem_bytes_fwd * sel + cast_bytes
     elem_s = safe_div(elem_bytes, hbm)
     kernels = (N_GEMMS + ops.kernels_fwd) * elem_passes
     overhead_s = kernels * sys.kernel_overhead_s
 
-    # logits + cross-entropy on the last stage (fwd + 2x bwd, never recomputed)
-    T = b * workload.seq_len
-    t_lg, bytes_lg = gpu_gemm_time(sys, T, mdl.vocab_size / t, mdl.d_model, 1.0, peak)
+    # logits + cross-entropy on the last stage (fwd + 2x bwd, never recomputed), 16-bit
+    T = b * workload.seq_len / c
+    t_lg, bytes_lg = gpu_gemm_time(sys, T, mdl.vocab_size / t, mdl.d_model, 1.0, peak16)
     logit_s = 3.0 * t_lg
     ce_bytes = 3.0 * 4.0 * T * mdl.vocab_size / t  # fp32 logits: softmax fwd + bwd passes
     logit_mem_s = safe_div(ce_bytes, hbm)
     logit_flops = 3.0 * 2.0 * T * mdl.vocab_size * mdl.d_model / t
 
     # ---- tensor-parallel communication per layer per micro-batch ---------------------------
-    intra = t <= sys.gpus_per_node
+    intra = t <= node
     tp_bw = jnp.where(intra, sys.nvlink_bw_bytes_per_s, sys.ib_bw_bytes_per_s)
     tp_alpha = jnp.where(intra, sys.nvlink_latency_s, sys.ib_latency_s)
     n_ar = 4.0 + 2.0 * full
     tp_raw = n_ar * allreduce_time(ops.tp_bytes, t, tp_bw, tp_alpha)
     tp_exposed = jnp.where(mp.tp_overlap > 0, jnp.maximum(tp_raw - gemm_s, 0.0), tp_raw)
 
+    # ---- context parallelism: ring exchange of K/V chunks, overlapped with attention ------
+    # each of the cp - 1 ring steps passes this rank's K and V (16 bit); the backward pass
+    # sends K, V and their gradients
+    kv_width = jnp.where(mdl.mla > 0, mdl.q_dim() + mdl.v_dim(), 2.0 * mdl.n_kv_heads * mdl.d_head)
+    kv_chunk = 2.0 * T * jnp.maximum(safe_div(kv_width, t), mdl.d_head)
+    cp_intra = t * c <= node
+    cp_bw = jnp.where(cp_intra, sys.nvlink_bw_bytes_per_s, sys.ib_bw_bytes_per_s)
+    cp_alpha = jnp.where(cp_intra, sys.nvlink_latency_s, sys.ib_latency_s)
+    ring_fwd = (c - 1.0) * p2p_time(kv_chunk, cp_bw, cp_alpha)
+    cp_fwd = jnp.maximum(ring_fwd - attn_s_fwd, 0.0)
+    cp_bwd = jnp.maximum(2.0 * ring_fwd - 2.0 * attn_s_fwd, 0.0)
+    cp_s = jnp.where(c > 1, (1.0 + full) * cp_fwd + cp_bwd, 0.0)
+
+    # ---- expert parallelism: token all-to-all (dispatch + combine) per MoE layer ----------
+    moe_frac = safe_div(mdl.n_moe_layers(), mdl.n_layers)
+    a2a_bytes = 2.0 * T * mdl.top_k * mdl.d_model * safe_div(e - 1.0, e) / t
+    ep_intra = t * c * e <= node
+    ep_bw = jnp.where(ep_intra, sys.nvlink_bw_bytes_per_s, sys.ib_bw_bytes_per_s)
+    ep_alpha = jnp.where(ep_intra, sys.nvlink_latency_s, sys.ib_latency_s)
+    a2a_s = safe_div(a2a_bytes, ep_bw) + (e - 1.0) * ep_alpha
+    ep_s = jnp.where(e > 1, moe_frac * 2.0 * (3.0 + full) * a2a_s, 0.0)
+
     # ---- pipeline point-to-point per micro-batch -------------------------------------------
-    # rank placement: TP innermost, then DP (placement 0, Megatron order) or PP (1)
-    node = sys.gpus_per_node
-    pp_intra = jnp.where(mp.placement > 0, t * p <= node, t * dp * p <= node)
+    # rank placement: TP (x CP) innermost, then DP (placement 0, Megatron order) or PP (1)
+    tc = t * c
+    pp_intra = jnp.where(mp.placement > 0, tc * p <= node, tc * dp * p <= node)
     pp_bw = jnp.where(pp_intra, sys.nvlink_bw_bytes_per_s, sys.ib_bw_bytes_per_s)
     pp_alpha = jnp.where(pp_intra, sys.nvlink_latency_s, sys.ib_latency_s)
     p2p_s = jnp.where(p > 1, 2.0 * v * p2p_time(ops.p2p_bytes, pp_bw, pp_alpha), 0.0)
@@ -127,7 +188,7 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     stage_compute = layers * layer_compute + logit_s
     stage_memory = layers * layer_memory + logit_mem_s
     stage_overhead = layers * overhead_s + 6.0 * sys.kernel_overhead_s
-    stage_tp = layers * tp_exposed
+    stage_tp = layers * (tp_exposed + cp_s + ep_s)
     t_mb = stage_compute + stage_memory + stage_overhead + stage_tp + p2p_s
     t_mb_window = t_mb - logit_s - logit_mem_s
     bubble_s = safe_div(p - 1.0, v) * t_mb
@@ -135,36 +196,61 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     # ---- model state, DP and optimizer ------------------------------------------------------
     emb = mdl.vocab_size * mdl.d_model / t
     params_dev = layers * ops.weight_params + jnp.where(p > 1, emb, mdl.embedding_params() / t)
-    dp_span = jnp.where(mp.placement > 0, dp * t * p > node, dp * t > node)
+    dp_span = jnp.where(mp.placement > 0, dpc * t * p > node, dpc * t > node)
     dp_bw = jnp.where(dp_span, sys.ib_bw_bytes_per_s, sys.nvlink_bw_bytes_per_s)
     dp_alpha = jnp.where(dp_span, sys.ib_latency_s, sys.nvlink_latency_s)
-    grad_bytes = params_dev * workload.main_grad_bytes
-    dp_plain = allreduce_time(grad_bytes, dp, dp_bw, dp_alpha)
-    dp_dist = reduce_scatter_time(grad_bytes, dp, dp_bw, dp_alpha) + reduce_scatter_time(
-        2.0 * params_dev, dp, dp_bw, dp_alpha
+    # routed-expert weights are replicated over dp x cp / ep ranks only
+    routed_dev = layers * safe_div(
+        mdl.n_moe_layers() * mdl._ffn_mats() * mdl.d_model * mdl.expert_d_ff * mdl.n_experts,
+        mdl.n_layers * t * e,
     )
-    dp_raw = jnp.where(mp.dist_opt > 0, dp_dist, dp_plain)
-    # the reduction hides behind the last micro-batch's backward pass, i.e. the backward
-    # share of the stage time (incl. its exposed communication): hiding never makes a
-    # faster stage slower overall
+    dense_dev = params_dev - routed_dev
+    dp_exp = jnp.maximum(safe_div(dpc, e), 1.0)
+    grad_b = workload.main_grad_bytes
+    dp_plain = allreduce_time(dense_dev * grad_b, dpc, dp_bw, dp_alpha) + allreduce_time(
+        routed_dev * grad_b, dp_exp, dp_bw, dp_alpha
+    )
+    dp_rs = reduce_scatter_time(dense_dev * grad_b, dpc, dp_bw, dp_alpha) + reduce_scatter_time(
+        routed_dev * grad_b, dp_exp, dp_bw, dp_alpha
+    )
+    dp_ag = reduce_scatter_time(2.0 * dense_dev, dpc, dp_bw, dp_alpha) + reduce_scatter_time(
+        2.0 * routed_dev, dp_exp, dp_bw, dp_alpha
+    )
+    # overlap as the distributed optimizer does it: the gradient reduce-scatter (or the
+    # all-reduce) runs behind the last micro-batch's backward pass, the parameter all-gather
+    # behind the next step's first forward pass (each window includes that pass's exposed
+    # communication); hiding never makes a faster stage slower overall
     bwd_window = safe_div(2.0 + full, 3.0 + full) * t_mb_window
-    dp_s = jnp.where(mp.dp_overlap > 0, jnp.maximum(dp_raw - bwd_window, 0.0), dp_raw)
-    opt_params = jnp.where(mp.dist_opt > 0, safe_div(params_dev, dp), params_dev)
-    opt_bytes = opt_params * (30.0 + workload.main_grad_bytes)
-    optimizer_s = safe_div(opt_bytes, hbm) + 4.0 * sys.kernel_overhead_s
+    fwd_window = safe_div(1.0, 3.0 + full) * t_mb_window
+    dist = mp.dist_opt > 0
+    hidden = jnp.where(
+        dist,
+        jnp.maximum(dp_rs - bwd_window, 0.0) + jnp.maximum(dp_ag - fwd_window, 0.0),
+        jnp.maximum(dp_plain - bwd_window, 0.0),
+    )
+    dp_raw = jnp.where(dist, dp_rs + dp_ag, dp_plain)
+    dp_s = jnp.where(mp.dp_overlap > 0, hidden, dp_raw)
+    shard = jnp.where(dist, safe_div(dense_dev, dpc) + safe_div(routed_dev, dp_exp), params_dev)
+    opt_bytes = shard * (30.0 + grad_b)
+    # FP8: weights cast (with a transpose) once per step
+    optimizer_s = safe_div(opt_bytes + fp8 * 4.0 * params_dev, hbm) + 4.0 * sys.kernel_overhead_s
+    grad_bytes = params_dev * grad_b
 
     step_core = (m + safe_div(p - 1.0, v)) * t_mb + dp_s + optimizer_s
 
     # ---- FLOPs, energy and power ------------------------------------------------------------
-    n_used = t * p * dp
-    # the logits layer runs on the last stage only: t * dp of the n_used GPUs
+    n_used = t * c * p * dp
+    # the logits layer runs on the last stage only: t * c * dp of the n_used GPUs
     hw_flops_dev = m * (layers * gemm_flops + logit_flops)  # last stage (the busiest)
-    hw_flops = m * (layers * gemm_flops * n_used + logit_flops * t * dp)
+    hw_flops = m * (layers * gemm_flops * n_used + logit_flops * t * dpc)
     no_rc = 3.0 * jnp.sum(ops.gemm_flops())
-    model_flops = m * (layers * no_rc * n_used + logit_flops * t * dp)
+    model_flops = m * (layers * no_rc * n_used + logit_flops * t * dpc)
     hbm_bytes_dev = m * (layers * (gemm_bytes + elem_bytes) + bytes_lg * 3.0 + ce_bytes) + opt_bytes
     link_bytes_dev = (
-        m * layers * n_ar * 2.0 * ops.tp_bytes + m * 2.0 * v * ops.p2p_bytes + (2.0 * grad_bytes)
+        m * layers * n_ar * 2.0 * ops.tp_bytes
+        + m * 2.0 * v * ops.p2p_bytes
+        + (2.0 * grad_bytes)
+        + m * layers * (3.0 + full) * ((c - 1.0) * kv_chunk + moe_frac * 2.0 * a2a_bytes)
     )
     dyn_j_dev = (
         hw_flops_dev * sys.flop_energy_j
@@ -192,17 +278,23 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     inflight = inflight_microbatches(mp.schedule, p, v, m)
     act = activation_bytes(ops, mp.recompute, layers, inflight, mp.recompute_layers)
     logits_buf = 4.0 * T * mdl.vocab_size / t * 2.0
-    mem = (
-        params_dev * state_bytes_per_param(workload.main_grad_bytes, mp.dist_opt, dp)
-        + act
-        + (logits_buf)
-    )
+    # Megatron's table: weights + main gradients + 12 B of fp32 state (sharded over DP with
+    # the distributed optimizer), see training.state_bytes_per_param
+    state = params_dev * (2.0 + grad_b) + 12.0 * shard
+    # FP8 weight copies (and their transposes) kept through the step
+    mem = state + fp8 * 2.0 * params_dev + act + logits_buf
 
     viol = jnp.uint32(0)
     viol = accumulate(viol, Violation.MEMORY_CAPACITY, mem > sys.hbm_bytes)
     viol = accumulate(viol, Violation.DEVICE_COUNT, n_used > sys.n_gpus)
     bad_map = (
-        (jnp.mod(mdl.n_heads, t) != 0) | (jnp.mod(mdl.n_layers, p * v) != 0) | (dp < 1) | (m < 1)
+        (jnp.mod(mdl.n_heads, t) != 0)
+        | (jnp.mod(mdl.n_layers, p * v) != 0)
+        | (dp < 1)
+        | (m < 1)
+        | (jnp.mod(workload.seq_len, c) != 0)
+        | ((e > 1) & ((mdl.n_experts < 1) | (jnp.mod(mdl.n_experts, e) != 0)))
+        | (jnp.mod(dpc, e) != 0)
     )
     viol = accumulate(viol, Violation.MAPPING, bad_map)
 

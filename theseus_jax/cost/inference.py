@@ -122,8 +122,9 @@ def _gpu_stage(sys, wl, mp, b, q, c, t, layers, peak, last_tokens):
     wb = wl.precision_bits / 8.0
     ops = forward_ops(mdl, b, q, c, t, wb, wl.kv_bits)
     hbm = sys.hbm_bw_bytes_per_s * sys.hbm_efficiency
+    eff = sys.gemm_efficiency_at(wl.precision_bits)  # FP8 GEMMs have their own efficiency
     t_g, bytes_g = gpu_gemm_time(
-        sys, ops.m, ops.n, ops.k, 1.0, peak, ops.m_eff, act_bytes=wb, w_bytes=wb
+        sys, ops.m, ops.n, ops.k, 1.0, peak, ops.m_eff, act_bytes=wb, w_bytes=wb, eff=eff
     )
     t_gemm = jnp.sum(t_g)
     # attention (fused kernel): tensor-core FLOPs or KV reads, whichever binds
@@ -142,7 +143,7 @@ def _gpu_stage(sys, wl, mp, b, q, c, t, layers, peak, last_tokens):
     )
     compute = layers * (jnp.maximum(t_gemm, 0.0) + t_attn_c) + t_lg
     # split each roofline into its compute and exposed memory parts for the breakdown
-    gemm_flop_s = jnp.sum(safe_div(ops.gemm_flops(), peak * sys.gemm_efficiency))
+    gemm_flop_s = jnp.sum(safe_div(ops.gemm_flops(), peak * eff))
     weights_s = layers * jnp.maximum(t_gemm - gemm_flop_s, 0.0) + jnp.maximum(
         t_lg - safe_div(2.0 * last_tokens * mdl.vocab_size * mdl.d_model / t, peak), 0.0
     )

@@ -19,6 +19,7 @@ GPU_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("gpus_per_node", "1", "GPUs per NVLink domain"),
     ("peak_flops_16", "FLOP/s", "dense BF16/FP16 tensor peak per GPU"),
     ("peak_flops_8", "FLOP/s", "dense FP8 tensor peak per GPU (0 when unsupported)"),
+    ("peak_flops_4", "FLOP/s", "dense FP4 tensor peak per GPU (0 when unsupported)"),
     ("vector_flops", "FLOP/s", "non-tensor (CUDA-core FP32) peak per GPU"),
     ("n_sms", "1", "streaming multiprocessors (GEMM tiles are scheduled on these)"),
     ("gemm_tile_m", "1", "GEMM thread-block tile rows (cuBLAS-like)"),
@@ -37,6 +38,7 @@ GPU_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("link_energy_j_per_bit", "J/bit", "NVLink / IB energy"),
     ("die_area_m2", "m^2", "GPU die area (for power density)"),
     ("gemm_efficiency", "1", "calibrated: achievable fraction of tensor peak on large GEMMs"),
+    ("gemm_efficiency_8", "1", "achievable fraction of the FP8/FP4 peak on large GEMMs"),
     ("hbm_efficiency", "1", "calibrated: achievable fraction of HBM bandwidth on streaming ops"),
     ("kernel_overhead_s", "s", "calibrated: launch/synchronisation time per kernel"),
 )
@@ -53,6 +55,7 @@ class GPUSystem(eqx.Module):
     gpus_per_node: jnp.ndarray
     peak_flops_16: jnp.ndarray
     peak_flops_8: jnp.ndarray
+    peak_flops_4: jnp.ndarray
     vector_flops: jnp.ndarray
     n_sms: jnp.ndarray
     gemm_tile_m: jnp.ndarray
@@ -71,6 +74,7 @@ class GPUSystem(eqx.Module):
     link_energy_j_per_bit: jnp.ndarray
     die_area_m2: jnp.ndarray
     gemm_efficiency: jnp.ndarray
+    gemm_efficiency_8: jnp.ndarray
     hbm_efficiency: jnp.ndarray
     kernel_overhead_s: jnp.ndarray
 
@@ -86,6 +90,16 @@ class GPUSystem(eqx.Module):
             setattr(self, f, _f(kw[f]))
 
     def peak_flops(self, precision_bits):
-        """Dense tensor peak at the workload precision (FP8 falls back to 16-bit if absent)."""
+        """Dense tensor peak at the GEMM precision: 16, 8 or 4 bits (a precision the part
+        lacks falls back to the next wider one it has: FP4 -> FP8 -> 16-bit)."""
         fp8 = jnp.where(self.peak_flops_8 > 0, self.peak_flops_8, self.peak_flops_16)
-        return jnp.where(precision_bits <= 8, fp8, self.peak_flops_16)
+        fp4 = jnp.where(self.peak_flops_4 > 0, self.peak_flops_4, fp8)
+        return jnp.where(
+            precision_bits <= 4, fp4, jnp.where(precision_bits <= 8, fp8, self.peak_flops_16)
+        )
+
+    def gemm_efficiency_at(self, precision_bits):
+        """Achievable fraction of :meth:`peak_flops` on large GEMMs at that precision: the
+        FP8/FP4 kernels have their own (lower: casts, scaling, shorter K loops per byte)."""
+        low = (precision_bits <= 8) & (self.peak_flops_8 > 0)
+        return jnp.where(low, self.gemm_efficiency_8, self.gemm_efficiency)

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 _TOP_KEYS_REQUIRED = ("name", "kind", "description", "fields")
-_TOP_KEYS_OPTIONAL = ("tech", "aliases", "notes", "references")
+_TOP_KEYS_OPTIONAL = ("tech", "aliases", "notes", "references", "base")
 _FIELD_KEYS_REQUIRED = ("value", "unit", "source")
 _FIELD_KEYS_OPTIONAL = ("note", "range", "dist")
 _DISTS = ("uniform", "loguniform")
@@ -86,6 +86,7 @@ _FRACTION_CLOSED = {
     "min_wafer_yield",
     "infosow_assembly_yield",
     "gemm_efficiency",
+    "gemm_efficiency_8",
     "hbm_efficiency",
 }
 _FRACTION_OPEN = {"spare_core_frac"}  # in [0, 1)
@@ -201,7 +202,10 @@ def _resolve(sub: str, name_or_path, what: str) -> Path:
     )
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Parse one config file. A system file may name a ``base`` system (a derived part, e.g.
+    H800 = H100 with its reduced NVLink): its ``fields`` then hold only what differs, and the
+    rest is taken from the base (resolved like any system name), recursively."""
     try:
         doc = json.loads(path.read_text())
     except ValueError as e:
@@ -210,6 +214,22 @@ def _read(path: Path) -> dict:
         raise ValueError(
             f"{path}: top level must be a JSON object with keys {list(_TOP_KEYS_REQUIRED)}"
         )
+    if "base" in doc:
+        base = doc["base"]
+        if not isinstance(base, str) or not base.strip():
+            raise ValueError(f"{path}: 'base' must name a system config, got {base!r}")
+        bpath = _resolve("systems", base, "base system")
+        if bpath.resolve() in {p.resolve() for p in (*_seen, path)}:
+            raise ValueError(f"{path}: 'base' chain loops back to {bpath}; remove the cycle")
+        bdoc = _read(bpath, (*_seen, path))
+        if not isinstance(doc.get("fields", {}), dict):
+            raise ValueError(f"{path}: 'fields' must be an object of the fields that differ")
+        merged = dict(bdoc.get("fields", {}))
+        merged.update(doc.get("fields", {}))
+        doc = {**{k: v for k, v in doc.items() if k != "base"}, "fields": merged}
+        doc.setdefault("kind", bdoc.get("kind"))
+        if "tech" in bdoc:
+            doc.setdefault("tech", bdoc["tech"])
     return doc
 
 

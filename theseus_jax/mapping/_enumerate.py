@@ -45,7 +45,22 @@ def _model_ints(workload):
         ff=g(m.d_ff),
         B=g(workload.global_batch),
         experts=g(m.n_experts),
+        s=g(getattr(workload, "seq_len", 0)),
     )
+
+
+# Context parallelism is enumerated only where each rank keeps at least this many tokens of a
+# sequence: below it the ring exchange outweighs the attention it hides behind (Megatron-Core
+# uses CP for long sequences, 8k and above).
+MIN_CP_CHUNK = 4096
+
+
+def _cp_degrees(seq_len: int, n: int) -> list[int]:
+    return [
+        c
+        for c in (1, 2, 4, 8, 16, 32)
+        if c <= n and seq_len % c == 0 and (c == 1 or seq_len // c >= MIN_CP_CHUNK)
+    ]
 
 
 def enumerate_gpu_mappings(
@@ -60,8 +75,11 @@ def enumerate_gpu_mappings(
     """Every legal Megatron-style mapping of ``workload`` on ``n_gpus`` GPUs.
 
     Legal means: ``tp`` is a power of two dividing the heads and the FFN width (and, with GQA,
-    the KV heads or a multiple of them); ``pp`` divides the layers; ``tp * pp * dp = n_gpus``;
-    ``global_batch % (dp * micro_batch) == 0``; interleaving ``v > 1`` needs ``pp > 1``,
+    the KV heads or a multiple of them); ``pp`` divides the layers;
+    ``global_batch % (dp * micro_batch) == 0``; context parallelism ``cp`` (powers of two
+    leaving each rank at least ``MIN_CP_CHUNK`` tokens of a sequence; ``tp * cp * pp * dp =
+    n_gpus``); expert parallelism ``ep`` for MoE models (dividing the experts and
+    ``dp * cp``); interleaving ``v > 1`` needs ``pp > 1``,
     ``layers % (pp v) == 0`` and micro-batches divisible by ``pp`` (Megatron's rule);
     sequence parallelism and TP overlap need ``tp > 1``; the distributed optimizer and DP
     overlap need ``dp > 1``. Full recomputation is enumerated per number of recomputed layers
@@ -81,13 +99,15 @@ def enumerate_gpu_mappings(
             continue
         if w["kv"] % tp and tp % w["kv"]:
             continue
-        for pp in divisors(w["L"]):
+        for pp, cp in itertools.product(divisors(w["L"]), _cp_degrees(w["s"], n)):
             pp = int(pp)
-            if n % (tp * pp):
+            if n % (tp * pp * cp):
                 continue
-            dp = n // (tp * pp)
+            dp = n // (tp * pp * cp)
             if w["B"] % dp:
                 continue
+            # expert parallelism: MoE only, EP divides the experts and the dp x cp group
+            eps = [e for e in divisors(w["experts"]) if (dp * cp) % e == 0] if w["experts"] else [1]
             mbs = divisors(w["B"] // dp)
             vs = divisors(w["L"] // pp) if (interleave and pp > 1) else np.array([1])
             on = [0, 1] if flags else [0]
@@ -96,18 +116,19 @@ def enumerate_gpu_mappings(
             ks = np.arange(1, per_stage + 1) if flags else np.array([per_stage])
             rc_code = np.concatenate([[0, 1], np.full(ks.size, 2)])
             rc_frac = np.concatenate([[1.0, 1.0], ks / per_stage])
-            # placement matters only when TP leaves room in the NVLink domain
-            place = [0, 1] if (flags and tp < gpus_per_node and pp > 1 and dp > 1) else [0]
+            # placement matters only when TP (x CP) leaves room in the NVLink domain
+            place = [0, 1] if (flags and tp * cp < gpus_per_node and pp > 1 and dp > 1) else [0]
             axes = dict(
                 micro_batch=mbs,
                 interleave=vs,
                 rc=np.arange(rc_code.size),
                 schedule=[0, 1] if flags else [1],
-                dist_opt=on if dp > 1 else [0],
+                dist_opt=on if dp * cp > 1 else [0],
                 seq_par=on if tp > 1 else [0],
                 tp_overlap=on if tp > 1 else [0],
-                dp_overlap=on if dp > 1 else [0],
+                dp_overlap=on if dp * cp > 1 else [0],
                 placement=place,
+                ep=eps,
             )
             g = _product(**axes)
             m = w["B"] // (dp * g["micro_batch"])
@@ -121,6 +142,7 @@ def enumerate_gpu_mappings(
             cols["tp"].append(np.full(cnt, tp))
             cols["pp"].append(np.full(cnt, pp))
             cols["dp"].append(np.full(cnt, dp))
+            cols["cp"].append(np.full(cnt, cp))
             cols["stream"].append(np.zeros(cnt))
     if not cols["tp"]:
         raise ValueError(

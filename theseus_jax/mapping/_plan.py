@@ -27,6 +27,14 @@ Fields:
         ``k / (L / pp)``); the other layers keep their full activations. 1.0 = uniform full.
     placement: GPU clusters: which parallel dimension fills the NVLink domain after TP
         (0: data parallel, Megatron's default rank order tp-dp-pp; 1: pipeline stages).
+    cp: GPU clusters: context-parallel degree (Megatron-Core ``--context-parallel-size``):
+        each sequence is split over ``cp`` ranks that exchange K/V in a ring during
+        attention; weights are replicated over CP, so gradients reduce over ``dp x cp``.
+        ``tp * cp * pp * dp`` GPUs in all. Wafers: must be 1.
+    ep: GPU clusters, MoE models: expert-parallel degree: the routed experts are split over
+        ``ep`` ranks carved out of the ``dp x cp`` group (Megatron-Core
+        ``--expert-model-parallel-size``), tokens reach them by all-to-all. Dense models and
+        wafers: 1.
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ MAPPING_FIELDS = (
     "stream",
     "recompute_layers",
     "placement",
+    "cp",
+    "ep",
 )
 
 
@@ -85,6 +95,8 @@ class Mapping(eqx.Module):
     stream: jnp.ndarray
     recompute_layers: jnp.ndarray
     placement: jnp.ndarray
+    cp: jnp.ndarray
+    ep: jnp.ndarray
 
     def __init__(
         self,
@@ -103,6 +115,8 @@ class Mapping(eqx.Module):
         stream=0,
         recompute_layers=1.0,
         placement=0,
+        cp=1,
+        ep=1,
     ):
         vals = dict(
             tp=tp,
@@ -119,6 +133,8 @@ class Mapping(eqx.Module):
             stream=stream,
             recompute_layers=recompute_layers,
             placement=placement,
+            cp=cp,
+            ep=ep,
         )
         for k, v in vals.items():
             setattr(self, k, jnp.asarray(v, dtype=jnp.float32))
