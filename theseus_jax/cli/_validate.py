@@ -13,13 +13,26 @@ def add_parser(sub) -> None:
         "(default: the reference file) from hardware specs, under each case's own mapping.",
     )
     p.add_argument("--cases", default=None, help="cases file (default: the reference file)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (each row carries its assumptions and the rules that fired)",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print, under each case, every assumption made in reading it",
+    )
 
 
 def run(args) -> int:
     from ..validate import validate_cases
 
-    res = validate_cases(args.cases)
+    try:
+        res = validate_cases(args.cases)
+    except ValueError as e:  # the file itself cannot be read
+        print(f"error: {e}")
+        return 2
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
@@ -38,9 +51,18 @@ def run(args) -> int:
                 f"{r['error_pct']:+7.1f}%  {r['unit']}"
                 + ("" if r["status"] == "ok" else f"  [{r['status']}]")
             )
+        if args.explain:
+            for a in r["assumptions"]:
+                print(f"{'':46s} - [{a['rule']}] {a['text']}")
     print("-" * len(hdr))
     for k, v in res["mape_pct_by_category"].items():
         print(f"MAPE {k}: {v:.2f} %")
+    for k, v in res["mape_pct_by_group"].items():
+        print(f"MAPE {k}: {v:.2f} %")
+    if args.explain:
+        print(
+            "rules fired (cases): " + ", ".join(f"{k} {v}" for k, v in res["rules_fired"].items())
+        )
     print(
         f"MAPE all supported ({res['n_supported']} cases): {res['mape_pct']:.2f} %; "
         f"unsupported: {res['n_unsupported']}"

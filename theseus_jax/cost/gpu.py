@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from .._numerics import safe_div
 from .._violations import Violation, accumulate
+from ..mapping._plan import Recompute
 from ..metrics._metrics import Metrics
 from ._ops import ATTN_CORE, N_GEMMS, layer_ops
 from .collectives import allreduce_time, p2p_time, reduce_scatter_time
@@ -277,6 +278,13 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     # ---- memory capacity --------------------------------------------------------------------
     inflight = inflight_microbatches(mp.schedule, p, v, m)
     act = activation_bytes(ops, mp.recompute, layers, inflight, mp.recompute_layers)
+    # FP8: Transformer Engine saves the FP8 casts of the linear layers' inputs for the
+    # backward pass (1 B instead of 2): the two norm outputs (sharded by SP), the attention
+    # output and the FFN activation
+    sp_div = jnp.where(mp.seq_par > 0, t, 1.0)
+    fp8_saved = fp8 * (2.0 * T * mdl.d_model / sp_div + T * (ops.k[3] + ops.k[5]))
+    kept = jnp.where(mp.recompute == Recompute.FULL, 1.0 - mp.recompute_layers, 1.0)
+    act = act - fp8_saved * kept * layers * inflight
     logits_buf = 4.0 * T * mdl.vocab_size / t * 2.0
     # Megatron's table: weights + main gradients + 12 B of fp32 state (sharded over DP with
     # the distributed optimizer), see training.state_bytes_per_param

@@ -6,10 +6,10 @@ evaluated under exactly its own mapping (no search) with the one set of constant
 system config. Cases the model cannot yet predict are returned as ``unsupported`` with the
 reason; none is dropped.
 
-Software-stack facts that a case implies are derived by rule from the case, never tuned:
-* ``precision`` "fp16 mixed" -> fp16 gradient buffers (Megatron's fp16 default; 2 B per
-  gradient), otherwise fp32 main gradients (4 B);
-* a source before FlashAttention (2022) -> unfused softmax kernels (scores go through HBM).
+How a case is read (metric wording, model names and shapes, hardware aliases, parallelism
+fields, batch, software era, inference batch) is :mod:`._interpret`; every assumption made is
+returned with the row (``assumptions``, ``rules``) and printed by ``theseus validate
+--explain``. Nothing is keyed to a case id or a source.
 """
 
 from __future__ import annotations
@@ -26,7 +26,22 @@ import numpy as np
 from .._paths import configs_dir
 from ..design._gpu import GPUSystem
 from ..mapping._plan import Mapping, Recompute
-from ..workload._llm import LLMConfig, TrainingWorkload
+from ..workload._llm import TrainingWorkload
+from ._interpret import (
+    CaseError,
+    MetricSpec,
+    Notes,
+    Unsupported,
+    read_batch,
+    read_count,
+    read_era,
+    read_inference_metric,
+    read_model,
+    read_parallelism,
+    read_precision,
+    read_training_metric,
+    resolve_interleave,
+)
 
 __all__ = [
     "load_cases",
@@ -37,9 +52,6 @@ __all__ = [
     "training_setup",
     "inference_setup",
 ]
-
-# Sources whose software stack predates FlashAttention (Dao et al., 2022).
-_PRE_FLASH_SOURCES = ("2104.04473", "SC21")
 
 
 def default_cases_path() -> Path:
@@ -75,44 +87,8 @@ def load_cases(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
 
 
 class CaseResult(dict):
-    """One row: id, category, metric, unit, measured, predicted, error_pct, status, reason."""
-
-
-def _ffn(model: dict, h: int) -> tuple[int, float]:
-    """Parse the case's ``ffn`` field ("4h gelu", "swiglu 14336", ...)."""
-    spec = str(model.get("ffn", "4h gelu")).lower()
-    gated = 1.0 if ("swiglu" in spec or "geglu" in spec) else 0.0
-    mult = re.search(r"([0-9.]+)\s*h", spec)
-    num = re.search(r"\b([0-9]{3,})\b", spec)
-    if "d_ff" in model:
-        return int(model["d_ff"]), gated
-    if mult:
-        return int(round(float(mult.group(1)) * h)), gated
-    if num:
-        return int(num.group(1)), gated
-    raise ValueError(f"cannot read the FFN width from ffn={model.get('ffn')!r}")
-
-
-def _case_model(c: dict) -> LLMConfig:
-    m = c["model"]
-    need = ("n_layers", "d_model", "n_heads", "vocab")
-    if all(k in m for k in need):
-        h = int(m["d_model"])
-        d_ff, gated = _ffn(m, h)
-        return LLMConfig(
-            n_layers=m["n_layers"],
-            d_model=h,
-            n_heads=m["n_heads"],
-            n_kv_heads=m.get("n_kv_heads", m["n_heads"]),
-            d_ff=d_ff,
-            vocab_size=m["vocab"],
-            ffn_gated=gated,
-            tied_embeddings=1.0,
-            name=str(m.get("name", c["id"])),
-        )
-    from ..workload._load import load_model
-
-    return _first_loadable(load_model, str(m.get("name", "")), dashes=False)
+    """One row: id, category, group, metric, unit, measured, predicted, error_pct, status,
+    reason, assumptions (``[{rule, text}]``) and rules (the rule names that fired)."""
 
 
 def _first_loadable(loader, name: str, *, dashes: bool):
@@ -134,26 +110,6 @@ def _first_loadable(loader, name: str, *, dashes: bool):
     raise err
 
 
-def _interleave(par: dict, n_layers: int) -> int:
-    s = str(par.get("interleaved", "none")).lower()
-    if s in ("none", "", "1", "no"):
-        return 1
-    k = re.search(r"([0-9]+)\s*layer", s)
-    if not k:
-        raise ValueError(f"cannot read interleaving from {par.get('interleaved')!r}")
-    per_virtual = int(k.group(1))
-    return max(1, n_layers // (int(par["pp"]) * per_virtual))
-
-
-def _recompute(par: dict) -> int:
-    s = str(par.get("activation_recompute", "none")).lower()
-    if s.startswith("full"):
-        return Recompute.FULL
-    if s.startswith("selective"):
-        return Recompute.SELECTIVE
-    return Recompute.NONE
-
-
 def _resolve_system(name: str):
     """A system config for an accelerator name: as given, without a parenthetical, the
     parenthetical alone, or with spaces as dashes ("Cerebras WSE-2 (CS-2)" -> wse2)."""
@@ -162,14 +118,34 @@ def _resolve_system(name: str):
     return _first_loadable(load_system, name, dashes=True)
 
 
-def _system_for(c: dict):
-    hw = c["hardware"]
-    system = _resolve_system(str(hw["accelerator"]))
+def _system_for(c: dict, count: int | None = None, notes: Notes | None = None):
+    """(system with the case's GPU count, the config as loaded); GPU systems only get the
+    count (a wafer is returned as loaded, twice)."""
+    hw = c.get("hardware") or {}
+    acc = hw.get("accelerator") if isinstance(hw, dict) else None
+    if not isinstance(acc, str) or not acc.strip():
+        raise CaseError("hardware.accelerator must name the accelerator (e.g. 'H100-SXM5-80GB')")
+    system = _resolve_system(acc)
+    if notes is not None:
+        notes.add("hardware-alias", f"accelerator {acc!r} -> system config {_system_name(acc)!r}")
     if not isinstance(system, GPUSystem):
         return None, system
+    if count is None:
+        count = read_count(hw, None, notes or Notes())
     kw = {f: getattr(system, f) for f in system.__annotations__}
-    kw["n_gpus"] = float(hw.get("count", 1))
+    kw["n_gpus"] = float(count)
     return GPUSystem(**kw), system
+
+
+def _system_name(acc: str) -> str:
+    from ..io._load import _read, _resolve
+
+    for cand in (acc, acc.split(" (")[0], acc.replace(" ", "-")):
+        try:
+            return str(_read(_resolve("systems", cand.strip(), "system")).get("name", cand))
+        except ValueError:
+            continue
+    return acc
 
 
 def _number_or_none(v):
@@ -180,211 +156,435 @@ def _number_or_none(v):
     return float(v)
 
 
-def _unsupported(c, reason) -> CaseResult:
-    return CaseResult(
+def _group(c: dict) -> str:
+    hw = c.get("hardware") if isinstance(c.get("hardware"), dict) else {}
+    acc = str(hw.get("accelerator", "?"))
+    return f"{c.get('category', '?')} {re.split(r'[- (]', acc.strip())[0] or acc}"
+
+
+def _row(c, notes: Notes | None, **kw) -> CaseResult:
+    notes = notes or Notes()
+    base = dict(
         id=c.get("id", "?"),
         category=c.get("category"),
+        group=_group(c),
         metric=c.get("metric"),
         unit=c.get("unit"),
         measured=_number_or_none(c.get("value")),
         predicted=None,
         error_pct=None,
         status="unsupported",
-        reason=reason,
+        reason="",
+        assumptions=notes.as_list(),
+        rules=notes.rules(),
     )
+    base.update(kw)
+    return CaseResult(**base)
 
 
-def _predicted(c, pred, metrics) -> CaseResult:
-    """The row of a predicted case (or unsupported when the metric is not one we predict)."""
+def _unsupported(c, reason, notes: Notes | None = None) -> CaseResult:
+    return _row(c, notes, reason=reason)
+
+
+def _predicted(c, pred, metrics, notes: Notes | None = None) -> CaseResult:
+    """The row of a predicted case."""
     from .._violations import describe
 
-    if pred is None:
-        return _unsupported(c, f"metric {c['metric']!r} is not one the model predicts")
     meas = float(c["value"])
     viol = int(np.asarray(metrics.violations))
-    return CaseResult(
-        id=c["id"],
-        category=c.get("category"),
-        metric=c["metric"],
-        unit=c.get("unit"),
+    return _row(
+        c,
+        notes,
         measured=meas,
-        predicted=pred,
-        error_pct=100.0 * (pred - meas) / meas,
+        predicted=float(pred),
+        error_pct=100.0 * (float(pred) - meas) / meas,
         status="ok" if viol == 0 else "ok (infeasible: " + ", ".join(describe(viol)) + ")",
-        reason="",
     )
+
+
+# ---- training -----------------------------------------------------------------------------
+
+
+def _training(c: dict, system: GPUSystem | None, notes: Notes):
+    """(system, workload, mapping, stated recompute or None) of a training case."""
+    hw = c.get("hardware") or {}
+    par = read_parallelism(c.get("parallelism"))
+    count = read_count(hw, par.product(), notes)
+    if system is None:
+        system, original = _system_for(c, count, notes)
+        if system is None:
+            raise Unsupported("training validation on wafer-scale systems is not modelled")
+    model = read_model(c.get("model"), str(c.get("id")), notes)
+    seq = c.get("seq_len")
+    if isinstance(seq, dict) or seq is None:
+        raise CaseError("training needs one numeric seq_len (tokens per sequence)")
+    from ._interpret import _whole
+
+    seq = _whole(seq, "seq_len")
+    inner = par.tp * par.pp * par.cp
+    if par.dp is None:
+        if count % inner:
+            raise CaseError(
+                f"mapping mismatch: tp x cp x pp = {inner} does not divide the {count} GPUs"
+            )
+        par.dp = count // inner
+        notes.add("parallelism", f"dp = GPUs / (tp x cp x pp) = {par.dp}")
+    elif par.product() != count:
+        raise CaseError(
+            f"mapping mismatch: tp x cp x pp x dp = {par.tp} x {par.cp} x {par.pp} x "
+            f"{par.dp} = {par.product()} but hardware.count = {count}; fix one of them"
+        )
+    n_experts = float(np.asarray(model.n_experts))
+    if par.ep > 1 and (n_experts < 1 or n_experts % par.ep):
+        raise CaseError(f"ep = {par.ep} needs an MoE model whose experts it divides")
+    if (par.dp * par.cp) % par.ep:
+        raise CaseError(f"ep = {par.ep} must divide dp x cp = {par.dp * par.cp}")
+    era = read_era(c, notes)
+    bits, grad = read_precision(c, notes)
+    gb = read_batch(c.get("batch"), par.dp, seq, notes)
+    if par.micro_batch is None:
+        par.micro_batch = 1
+        notes.add("parallelism", "micro-batch not stated: 1")
+    n_layers = int(round(float(np.asarray(model.n_layers))))
+    v = resolve_interleave(par.vp_raw, n_layers, par.pp, notes)
+    modern = era == "modern"
+    flash = 0.0 if era == "legacy" else 1.0
+    seq_par = par.seq_par if par.seq_par is not None else (modern and par.tp > 1)
+    dist = par.dist_opt if par.dist_opt is not None else (modern and par.dp * par.cp > 1)
+    dp_overlap = par.dp_overlap if par.dp_overlap is not None else modern
+    tp_overlap = bool(par.tp_overlap) and par.tp > 1
+    if era == "unknown":
+        notes.add("era", "software era not stated: FlashAttention, no SP, no distributed optimizer")
+    rc = {"none": Recompute.NONE, "selective": Recompute.SELECTIVE, "full": Recompute.FULL}[
+        par.recompute or "none"
+    ]
+    wl = TrainingWorkload(
+        model,
+        global_batch=gb,
+        seq_len=seq,
+        precision_bits=bits,
+        main_grad_bytes=grad,
+        flash_attention=flash,
+    )
+    mp = Mapping(
+        tp=par.tp,
+        pp=par.pp,
+        dp=par.dp,
+        micro_batch=par.micro_batch,
+        recompute=rc,
+        interleave=v,
+        schedule=1,
+        dist_opt=float(bool(dist)),
+        seq_par=float(bool(seq_par) and par.tp > 1),
+        tp_overlap=float(tp_overlap),
+        dp_overlap=float(bool(dp_overlap) and par.dp * par.cp > 1),
+        cp=par.cp,
+        ep=par.ep,
+    )
+    return system, wl, mp, par.recompute
 
 
 def training_setup(c: dict, system: GPUSystem | None = None):
-    """(system, workload, mapping) of a training case, from the case's own fields."""
-    if system is None:
-        system, _ = _system_for(c)
-    model = _case_model(c)
-    par = c.get("parallelism", {})
-    batch = c.get("batch", {})
-    seq = c.get("seq_len")
-    if not isinstance(seq, (int, float)):
-        raise ValueError(f"case {c['id']}: training needs a numeric seq_len")
-    prec = str(c.get("precision", "bf16")).lower()
-    bits = 8.0 if "fp8" in prec else 16.0
-    grad_bytes = 2.0 if "fp16" in prec else 4.0
-    src = str(c.get("source", ""))
-    flash = 0.0 if any(s in src for s in _PRE_FLASH_SOURCES) else 1.0
-    wl = TrainingWorkload(
-        model,
-        global_batch=batch["global_batch_seqs"],
-        seq_len=seq,
-        precision_bits=bits,
-        main_grad_bytes=grad_bytes,
-        flash_attention=flash,
-    )
-    n_layers = int(c["model"].get("n_layers", float(np.asarray(model.n_layers))))
-    mp = Mapping(
-        tp=par.get("tp", 1),
-        pp=par.get("pp", 1),
-        dp=par.get("dp", 1),
-        micro_batch=par.get("micro_batch", 1),
-        recompute=_recompute(par),
-        interleave=_interleave(par, n_layers),
-        schedule=1,
-    )
+    """(system, workload, mapping) of a training case, from the case's own fields
+    (:mod:`._interpret` rules; raises ``ValueError`` when the case cannot be read)."""
+    system, wl, mp, _ = _training(c, system, Notes())
     return system, wl, mp
 
 
-def _training_metric(c, metrics) -> float | None:
-    metric = str(c["metric"]).lower()
-    n = float(c["hardware"].get("count", 1))
-    step = float(metrics.step_time_s)
-    if "tflop/s per gpu" in metric:
-        flops = metrics.hw_flops if "recomputation" in metric else metrics.model_flops
-        return float(flops) / step / n / 1e12
-    if "mfu" in metric:
-        return float(metrics.mfu) * 100.0
-    if "tokens/s" in metric:
-        return float(metrics.tokens_per_s)
-    return None
+def _fit_recompute(system, wl, mp, stated, notes: Notes):
+    """Metrics under the case's mapping; when recomputation is not stated and the mapping
+    does not fit in memory without it, selective and then full recomputation (the run did
+    fit, so it recomputed)."""
+    import equinox as eqx
 
+    from .._violations import Violation
+    from ..cost.gpu import gpu_training_step
+
+    m = gpu_training_step(system, wl, mp)
+    if stated is not None:
+        return m
+    for code, name in ((Recompute.SELECTIVE, "selective"), (Recompute.FULL, "full")):
+        if not int(np.asarray(m.violations)) & int(Violation.MEMORY_CAPACITY):
+            return m
+        mp = eqx.tree_at(lambda x: x.recompute, mp, jnp_f32(code))
+        m = gpu_training_step(system, wl, mp)
+        notes.add(
+            "recompute",
+            f"recomputation not stated and the mapping does not fit in memory without it: "
+            f"{name} recomputation",
+        )
+    return m
+
+
+def jnp_f32(x):
+    import jax.numpy as jnp
+
+    return jnp.asarray(x, jnp.float32)
+
+
+def _training_value(c, spec: MetricSpec, metrics, wl, count: int, notes: Notes) -> float:
+    step = float(metrics.step_time_s)
+    gb = float(np.asarray(wl.global_batch))
+    tokens_step = gb * float(np.asarray(wl.seq_len))
+    model_flops = float(metrics.model_flops)
+    mf_seq = (c.get("model") or {}).get("model_flops_per_seq")
+    if spec.kind in ("model_flops", "mfu") and isinstance(mf_seq, (int, float)) and mf_seq > 0:
+        model_flops = float(mf_seq) * gb
+        notes.add("metric", "model FLOPs as the case counts them (model_flops_per_seq x batch)")
+    k = spec.kind
+    if k == "step_time":
+        return step * spec.scale
+    if k == "model_flops":
+        return model_flops / step / (count if spec.per_gpu else 1.0) * spec.scale
+    if k == "hw_flops":
+        return float(metrics.hw_flops) / step / (count if spec.per_gpu else 1.0) * spec.scale
+    if k == "mfu":
+        return model_flops / (step * float(metrics.peak_flops)) * spec.scale
+    if k == "hfu":
+        return float(metrics.hw_flops) / (step * float(metrics.peak_flops)) * spec.scale
+    if k == "tokens_per_s":
+        return tokens_step / step / (count if spec.per_gpu else 1.0)
+    if k == "sequences_per_s":
+        return gb / step / (count if spec.per_gpu else 1.0)
+    if k == "gpu_hours":
+        return spec.tokens / (tokens_step / step) * count / 3600.0
+    if k == "time_to_train":
+        return spec.tokens / (tokens_step / step) * spec.scale
+    raise Unsupported(f"metric kind {k!r} is not predicted for training")
+
+
+def _predict_training(c: dict, notes: Notes) -> CaseResult:
+    spec = read_training_metric(c.get("metric", ""), c.get("unit", ""), c, notes)
+    system, wl, mp, stated_rc = _training(c, None, notes)
+    metrics = _fit_recompute(system, wl, mp, stated_rc, notes)
+    count = int(round(float(np.asarray(system.n_gpus))))
+    return _predicted(c, _training_value(c, spec, metrics, wl, count, notes), metrics, notes)
+
+
+# ---- inference ----------------------------------------------------------------------------
 
 # Prompt/output lengths assumed when a decode-speed case gives none (WaferLLM reports a
 # per-request decode rate without lengths): a short prompt, where the KV cache is small.
 DEFAULT_PROMPT, DEFAULT_OUTPUT = 128, 128
+# Largest batch per replica the "max throughput" search tries: the serving engine's default
+# cap (trtllm-build --max_batch_size defaults to 2048 [U], recalled); memory may bind first.
+MAX_SEARCH_BATCH = 2048
+_SEARCH_WORDS = (
+    "max throughput",
+    "inflight",
+    "in-flight",
+    "infinite request",
+    "offline",
+    "continuous batching",
+    "maximum throughput",
+    "saturat",
+)
+
+
+def _inference(c: dict, notes: Notes, spec: MetricSpec):
+    """(system, tech or None, workload, mapping or None, search) of an inference case;
+    ``search`` is True when the batch is to be searched for the best throughput."""
+    from ..design._wafer import WaferDesign
+    from ..io import load_tech, system_tech_name
+    from ..workload._llm import InferenceWorkload
+    from ._interpret import _lookup, _whole
+
+    hw = c.get("hardware") or {}
+    par = read_parallelism(c.get("parallelism"))
+    count = read_count(hw, par.tp * par.pp * (par.dp or 1), notes)
+    system, original = _system_for(c, count, notes)
+    model = read_model(c.get("model"), str(c.get("id")), notes)
+    seq = c.get("seq_len") or {}
+    if not isinstance(seq, dict):
+        raise CaseError("inference seq_len must be {input, output} (tokens)")
+    if "input" not in seq or "output" not in seq:
+        notes.add(
+            "inference-lengths",
+            f"prompt/output lengths not stated: {DEFAULT_PROMPT}/{DEFAULT_OUTPUT} tokens",
+        )
+    prompt = _whole(seq.get("input", DEFAULT_PROMPT), "seq_len.input")
+    output = _whole(seq.get("output", DEFAULT_OUTPUT), "seq_len.output")
+    bits, _ = read_precision(c, notes, training=False)
+    batch_d = c.get("batch") if isinstance(c.get("batch"), dict) else {}
+    stated = _lookup(batch_d, ("batchsize", "batch", "concurrency", "maxbatchsize"))
+    mode = " ".join(str(x) for x in batch_d.values()).lower() + " " + str(c.get("metric", ""))
+    search = False
+    if stated is not None:
+        batch = _whole(stated, "batch.batch_size")
+    elif spec.kind in ("ttft", "tpot", "latency", "tokens_per_s_per_user"):
+        batch = 1
+        notes.add("inference-batch", "latency / per-user metric without a batch: batch 1")
+    elif any(w in mode for w in _SEARCH_WORDS):
+        batch, search = 1, True
+    else:
+        batch = 1
+        notes.add("inference-batch", "batch not stated: 1")
+    wl = InferenceWorkload(
+        model, batch=batch, prompt_len=prompt, output_len=output, precision_bits=bits, kv_bits=bits
+    )
+    if isinstance(original, WaferDesign):
+        name = str(hw["accelerator"])
+        tech = load_tech(_first_loadable(system_tech_name, name, dashes=True))
+        notes.add("mapping", "wafer: the case gives no mapping we can express; best one searched")
+        return original, tech, wl, None, search, 1
+    tp, pp = par.tp, par.pp
+    if count % (tp * pp):
+        raise CaseError(f"mapping mismatch: tp x pp = {tp * pp} does not divide the {count} GPUs")
+    replicas = count // (tp * pp)
+    if par.dp is not None and par.dp != replicas:
+        raise CaseError(
+            f"mapping mismatch: tp x pp x dp = {tp * pp * par.dp} but hardware.count = {count}"
+        )
+    mp = Mapping(tp=tp, pp=pp, dp=replicas, micro_batch=batch)
+    return system, None, wl, mp, search, replicas
 
 
 def inference_setup(c: dict):
     """(system, tech or None, workload, mapping or None) of an inference case.
 
-    GPU cases run under their own TP (and PP) with one replica per ``count`` GPUs; wafer
+    GPU cases run under their own TP (and PP) with one replica per ``tp x pp`` GPUs; wafer
     cases give no mapping we can express, so the mapping search picks the best one.
     """
-    from ..design._wafer import WaferDesign
-    from ..io import load_tech, system_tech_name
-    from ..workload._llm import InferenceWorkload
+    notes = Notes()
+    try:
+        spec = read_inference_metric(c.get("metric", ""), c.get("unit", ""), notes)
+    except Unsupported:
+        spec = MetricSpec("tokens_per_s")
+    system, tech, wl, mp, _, _ = _inference(c, notes, spec)
+    return system, tech, wl, mp
 
-    system, original = _system_for(c)
-    model = _case_model(c)
-    seq = c.get("seq_len") or {}
-    if not isinstance(seq, dict):
-        raise ValueError(f"case {c['id']}: inference seq_len must be {{input, output}}")
-    prompt = int(seq.get("input", DEFAULT_PROMPT))
-    output = int(seq.get("output", DEFAULT_OUTPUT))
-    batch = int((c.get("batch") or {}).get("batch_size", 1))
-    prec = str(c.get("precision", "fp16")).lower()
-    bits = 8.0 if "fp8" in prec else 16.0
-    wl = InferenceWorkload(
-        model, batch=batch, prompt_len=prompt, output_len=output, precision_bits=bits, kv_bits=bits
+
+def _search_batch(system, wl, mp, replicas: int, notes: Notes):
+    """Best tokens/s over replica batches 1, 2, 3, 4, 6, 8, ... up to what fits in memory."""
+    import equinox as eqx
+
+    from ..metrics._evaluate import evaluate_point
+
+    cands = sorted({int(k * 2**i) for i in range(13) for k in (1, 1.5)} - {0})
+    best = None
+    largest = 0
+    for b in (x for x in cands if x <= MAX_SEARCH_BATCH):
+        w = eqx.tree_at(lambda x: x.batch, wl, jnp_f32(b * replicas))
+        mpb = eqx.tree_at(lambda x: x.micro_batch, mp, jnp_f32(b))
+        m = evaluate_point(system, w, mpb)
+        if not bool(np.asarray(m.feasible)):
+            continue
+        largest = b
+        if best is None or float(m.tokens_per_s) > float(best[2].tokens_per_s):
+            best = (b, w, m)
+    if best is None:
+        b = 1
+        w = eqx.tree_at(lambda x: x.batch, wl, jnp_f32(replicas))
+        m = evaluate_point(system, w, mp)
+        notes.add("inference-batch", "max-throughput search: no batch fits in memory; batch 1")
+        return w, m
+    notes.add(
+        "inference-batch",
+        f"max-throughput / inflight batching without a batch: searched the batch per replica "
+        f"(up to {MAX_SEARCH_BATCH}, largest that fits {largest}); best tokens/s at {best[0]}",
     )
-    if isinstance(original, WaferDesign):
-        name = str(c["hardware"]["accelerator"])
-        tech = load_tech(_first_loadable(system_tech_name, name, dashes=True))
-        return original, tech, wl, None
-    par = c.get("parallelism", {})
-    tp, pp = int(par.get("tp", 1)), int(par.get("pp", 1))
-    n = float(c["hardware"].get("count", tp * pp))
-    mp = Mapping(tp=tp, pp=pp, dp=max(1, int(n) // (tp * pp)), micro_batch=batch)
-    return system, None, wl, mp
+    return best[1], best[2]
 
 
-def _inference_metric(c, m) -> float | None:
-    metric = str(c["metric"]).lower()
-    unit = str(c.get("unit", "")).lower()
-    n = float(c["hardware"].get("count", 1))
-    if "first-token" in metric or "ttft" in metric or "first token" in metric:
-        return float(m.ttft_s) * (1e3 if unit == "ms" else 1.0)
-    if "per request" in metric or "per user" in metric:
+def _inference_value(spec: MetricSpec, m, wl, count: int, replicas: int) -> float:
+    k = spec.kind
+    if k == "ttft":
+        return float(m.ttft_s) * spec.scale
+    if k == "tpot":
+        return float(m.tpot_s) * spec.scale
+    if k == "latency":
+        return float(m.total_time_s) * spec.scale
+    if k == "tokens_per_s_per_user":
         return float(m.tokens_per_s_per_user)
-    if "tokens/s per gpu" in metric:
-        return float(m.tokens_per_s) / n
-    if "tokens/s" in metric:
-        return float(m.tokens_per_s)
-    return None
+    tps = float(m.tokens_per_s)
+    if spec.include_prompt:
+        p, o = float(np.asarray(wl.prompt_len)), float(np.asarray(wl.output_len))
+        tps *= (p + o) / o
+    if k == "requests_per_s":
+        return tps / float(np.asarray(wl.output_len))
+    if spec.per_gpu:
+        return tps / count
+    if spec.per_replica:
+        return tps / replicas
+    return tps
 
 
-def _predict_inference(c: dict) -> CaseResult:
+def _predict_inference(c: dict, notes: Notes) -> CaseResult:
+    import jax
+
     from ..metrics._evaluate import default_mappings, evaluate_point, make_evaluator
 
-    try:
-        system, tech, wl, mp = inference_setup(c)
-    except (KeyError, ValueError) as e:
-        return _unsupported(c, f"case setup incomplete: {e}")
-    metric = str(c["metric"]).lower()
+    spec = read_inference_metric(c.get("metric", ""), c.get("unit", ""), notes)
+    system, tech, wl, mp, search, replicas = _inference(c, notes, spec)
+    count = int(round(float(np.asarray(getattr(system, "n_gpus", 1)))))
     if mp is None:  # wafer: best mapping for the case's metric
-        objective = "ttft" if "first" in metric else ("latency" if "request" in metric else "time")
+        metric = spec.kind
+        objective = (
+            "ttft"
+            if metric == "ttft"
+            else "latency"
+            if metric == "tokens_per_s_per_user"
+            else "time"
+        )
         maps = default_mappings(system, wl)
         res = make_evaluator(wl, mappings=maps, tech=tech, objective=objective)(system)
-        import jax
-
         m = jax.tree_util.tree_map(lambda x: x[0], res.metrics)
+        count = 1
+    elif search:
+        wl, m = _search_batch(system, wl, mp, replicas, notes)
     else:
         m = evaluate_point(system, wl, mp, tech)
-    return _predicted(c, _inference_metric(c, m), m)
+    return _predicted(c, _inference_value(spec, m, wl, count, replicas), m, notes)
+
+
+# ---- entry points -------------------------------------------------------------------------
 
 
 def predict_case(c: dict) -> CaseResult:
-    """Predict one case (or say why it is unsupported)."""
-    from ..cost.gpu import gpu_training_step
-
+    """Predict one case, or say why it is unsupported; never raises for a malformed case."""
+    notes = Notes()
     cat = c.get("category")
-    if cat == "inference":
-        try:
-            return _predict_inference(c)
-        except ValueError as e:
-            return _unsupported(c, f"hardware not modelled: {e}")
-    if cat != "training":
+    value = c.get("value")
+    if _number_or_none(value) is None or _number_or_none(value) <= 0:
+        why = (
+            "is a list (write one case per measurement)"
+            if isinstance(value, list)
+            else "is missing"
+            if value is None
+            else "is not one positive number"
+        )
+        return _unsupported(c, f"malformed: value {value!r} {why}", notes)
+    if cat not in ("training", "inference"):
         return _unsupported(c, f"unknown category {cat!r} (expected training or inference)")
     try:
-        system, original = _system_for(c)
-    except ValueError as e:
-        return _unsupported(c, f"hardware not modelled: {e}")
-    if system is None:
-        return _unsupported(c, "training validation on wafer-scale systems is not modelled")
-    try:
-        system, wl, mp = training_setup(c, system)
-    except (KeyError, ValueError) as e:
-        return _unsupported(c, f"case setup incomplete: {e}")
-    metrics = gpu_training_step(system, wl, mp)
-    return _predicted(c, _training_metric(c, metrics), metrics)
+        if cat == "inference":
+            return _predict_inference(c, notes)
+        return _predict_training(c, notes)
+    except Unsupported as e:
+        return _unsupported(c, str(e), notes)
+    except CaseError as e:
+        return _unsupported(c, f"malformed: {e}", notes)
+    except (KeyError, TypeError, ValueError) as e:
+        msg = str(e)
+        if "unknown system" in msg or "system" in msg.lower() and "available" in msg.lower():
+            return _unsupported(c, f"hardware not modelled: {msg}", notes)
+        return _unsupported(c, f"case setup incomplete: {type(e).__name__}: {msg}", notes)
 
 
 def validate_cases(path=None) -> dict[str, Any]:
-    """Predict every case of a file; returns ``{"rows": [...], "mape_pct": ..., ...}``."""
-    rows = []
-    for c in load_cases(path):
-        # a malformed case (a list as value, a GPU count written as text, ...) is reported,
-        # never fatal for the rest of the file
-        if _number_or_none(c.get("value")) is None or _number_or_none(c.get("value")) <= 0:
-            rows.append(
-                _unsupported(c, f"malformed: value {c.get('value')!r} is not one positive number")
-            )
-            continue
-        try:
-            rows.append(predict_case(c))
-        except (KeyError, TypeError, ValueError) as e:
-            rows.append(_unsupported(c, f"malformed case: {type(e).__name__}: {e}"))
+    """Predict every case of a file; returns ``{"rows": [...], "mape_pct": ...,
+    "mape_pct_by_category": ..., "mape_pct_by_group": ..., "rules_fired": ...}``."""
+    rows = [predict_case(c) for c in load_cases(path)]
     errs = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
     by_cat: dict[str, list[float]] = {}
+    by_group: dict[str, list[float]] = {}
+    fired: dict[str, int] = {}
     for r in rows:
         if r["error_pct"] is not None:
             by_cat.setdefault(r["category"], []).append(abs(r["error_pct"]))
+            by_group.setdefault(r["group"], []).append(abs(r["error_pct"]))
+        for rule in r["rules"]:
+            fired[rule] = fired.get(rule, 0) + 1
     return {
         "cases_file": str(Path(path) if path else default_cases_path()),
         "rows": [dict(r) for r in rows],
@@ -392,4 +592,6 @@ def validate_cases(path=None) -> dict[str, Any]:
         "n_unsupported": len(rows) - len(errs),
         "mape_pct": float(np.mean(errs)) if errs else math.nan,
         "mape_pct_by_category": {k: float(np.mean(v)) for k, v in by_cat.items()},
+        "mape_pct_by_group": {k: float(np.mean(v)) for k, v in sorted(by_group.items())},
+        "rules_fired": dict(sorted(fired.items())),
     }

@@ -240,6 +240,13 @@ def _validate_file(doc: Any, src: str) -> dict[str, Any]:
         out[k] = _str(doc, k, "<top>", src)
     out["model"] = _validate_model(doc["model"], src)
     out["training"] = _validate_training(doc["training"], out["model"], src)
+    aliases = doc.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise ValueError(
+            f"{src}: 'aliases' must be a list of other names of this same architecture "
+            f'(e.g. ["Llama-3.3-70B"]), got {aliases!r}.'
+        )
+    out["aliases"] = aliases
     return out
 
 
@@ -323,6 +330,10 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
         names[_norm(slug)] = slug
         if isinstance(doc, Mapping) and isinstance(doc.get("name"), str):
             names[_norm(doc["name"])] = slug
+        # other names of the same architecture (a point release with the same shape)
+        for alias in (doc.get("aliases") or []) if isinstance(doc, Mapping) else []:
+            if isinstance(alias, str):
+                names.setdefault(_norm(alias), slug)
     if _norm(s) in names:
         return d / f"{names[_norm(s)]}.json"
     close = difflib.get_close_matches(key, slugs, n=1, cutoff=0.3) or [
