@@ -108,13 +108,13 @@ def test_inference_jit_vmap_equivalence():
 
 
 def test_validation_inference_bounds():
-    # the checked-in developer set (the shared file grows with cases not read yet, issue 11)
+    # the checked-in developer set (TensorRT-LLM 0.5/0.6/1.0 on A100/H100, WaferLLM on WSE-2)
     res = validate_cases(configs_dir() / "validation" / "validation_cases.json")
     rows = [r for r in res["rows"] if r["category"] == "inference"]
     assert rows and all(r["predicted"] is not None for r in rows)
     gpu = [abs(r["error_pct"]) for r in rows if "waferllm" not in r["id"]]
     wafer = [abs(r["error_pct"]) for r in rows if "waferllm" in r["id"]]
-    assert len(gpu) == 8 and np.mean(gpu) <= 20.0  # issue 3: MAPE <= 20 % on the GPU cases
+    assert len(gpu) >= 10 and np.mean(gpu) <= 20.0  # issue 3: MAPE <= 20 % on the GPU cases
     assert len(wafer) == 1 and wafer[0] <= 30.0  # and the WSE-2 case within 30 %
 
 

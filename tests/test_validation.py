@@ -56,8 +56,8 @@ def test_megatron_a100_mape_within_bound(cases, result):
         errs.append(abs(r["error_pct"]))
     mape = float(np.mean(errs))
     assert mape <= MEGATRON_MAPE_BOUND_PCT, {i: round(e, 1) for i, e in zip(ids, errs, strict=True)}
-    # the training rows are the Megatron rows, so the training MAPE is the Megatron MAPE
-    assert result["mape_pct_by_category"]["training"] == pytest.approx(mape)
+    # the A100 group is exactly the Megatron rows
+    assert result["mape_pct_by_group"]["training A100"] == pytest.approx(mape)
 
 
 def test_megatron_flop_count_is_narayanan_formula(cases, result):

@@ -493,8 +493,9 @@ def read_era(c: dict, notes: Notes) -> str:
             "distributed optimizer and DP overlap unless stated",
         )
         return "modern"
-    if years and max(years) <= 2022:
-        notes.add("era", f"a {max(years)} stack: no FlashAttention-era defaults assumed")
+    if trt or (years and max(years) <= 2022):
+        what = f"TensorRT-LLM {trt.group(1)}.{trt.group(2)}" if trt else f"a {max(years)} stack"
+        notes.add("era", f"{what}: before the 2023+ defaults; none of them assumed")
         return "legacy"
     return "unknown"
 
