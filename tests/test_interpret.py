@@ -512,3 +512,25 @@ def test_dp_overlap_never_slower_and_hides_behind_both_passes():
     hid = gpu_training_step(sys_, wl, Mapping(**base, dp_overlap=1))
     assert float(hid.step_time_s) <= float(raw.step_time_s)
     assert float(hid.dp_comm_s) < float(raw.dp_comm_s)
+
+
+def test_point_release_aliases_are_the_same_shape():
+    for alias, slug in (("Qwen2.5-72B", "qwen2-72b"), ("DeepSeek-R1", "deepseek-v3")):
+        m = read_model({"name": alias}, "x", Notes())
+        assert float(m.params_total()) == float(load_model(slug).params_total())
+
+
+def test_degrees_in_free_text_and_numbers_in_words():
+    p = read_parallelism({"config": "TP=4, PP=8, CP 2"})
+    assert (p.tp, p.pp, p.cp) == (4, 8, 2)
+    _, wl, _ = training_setup(_case(seq_len="4k", batch={"global_batch_seqs": "256 sequences"}))
+    assert float(wl.seq_len) == 4096 and float(wl.global_batch) == 256
+
+
+def test_fp4_serving_keeps_an_fp8_kv_cache():
+    from theseus_jax.validate._cases import inference_setup
+
+    c = _infer_case(hardware={"accelerator": "B200", "count": 1}, precision="nvfp4")
+    _, _, wl, _ = inference_setup(c)
+    assert float(wl.precision_bits) == 4 and float(wl.kv_bits) == 8
+    assert predict_case(c)["predicted"] > predict_case({**c, "precision": "fp8"})["predicted"]

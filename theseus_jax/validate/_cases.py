@@ -419,8 +419,14 @@ def _inference(c: dict, notes: Notes, spec: MetricSpec):
     else:
         batch = 1
         notes.add("inference-batch", "batch not stated: 1")
+    # serving stacks keep the KV cache in at least 8 bits (FP4 weights run with an FP8 cache)
     wl = InferenceWorkload(
-        model, batch=batch, prompt_len=prompt, output_len=output, precision_bits=bits, kv_bits=bits
+        model,
+        batch=batch,
+        prompt_len=prompt,
+        output_len=output,
+        precision_bits=bits,
+        kv_bits=max(bits, 8.0),
     )
     if isinstance(original, WaferDesign):
         name = str(hw["accelerator"])

@@ -111,11 +111,12 @@ def _whole(value, where: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool):
         raise CaseError(f"{where} = {value!r} is a boolean; give a whole number")
     if isinstance(value, str):
-        s = value.strip()
-        if re.fullmatch(r"[0-9]+(\.0+)?", s):
-            value = float(s)
-        else:
+        # one number, optionally with a k/M suffix and words ("4k", "1024 sequences")
+        nums = re.findall(r"[0-9]+(?:\.[0-9]+)?", value)
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM])?\b[a-zA-Z ]*", value)
+        if len(nums) != 1 or not m:
             raise CaseError(f"{where} = {value!r} is not one whole number; give one number")
+        value = float(m.group(1)) * {"k": 1024.0, "m": 1024.0**2}.get((m.group(2) or "").lower(), 1)
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise CaseError(f"{where} = {value!r} is not a number; give one whole number")
     if value != round(value):
@@ -377,6 +378,12 @@ def read_parallelism(par: dict) -> Parallel:
     out = Parallel()
     if not isinstance(par, dict):
         par = {}
+    # degrees written inside free text ("TP=4, PP=8, CP 2") count as stated
+    text = " ".join(str(v) for v in par.values() if isinstance(v, str)).lower()
+    for f in ("tp", "pp", "dp", "cp", "ep"):
+        hit = re.search(rf"\b{f}\s*[=:]?\s*([0-9]+)\b", text)
+        if hit:
+            setattr(out, f, int(hit.group(1)))
     for f, keys in _PAR_KEYS.items():
         v = _lookup(par, keys)
         if v is not None:
