@@ -21,12 +21,14 @@ from theseus_jax.validate import predict_case, training_setup, validate_cases
 from theseus_jax.validate._interpret import (
     CaseError,
     Notes,
-    Unsupported,
     read_count,
     read_era,
-    read_inference_metric,
     read_model,
     read_parallelism,
+)
+from theseus_jax.validate._metric_kinds import (
+    Unsupported,
+    read_inference_metric,
     read_training_metric,
 )
 from theseus_jax.workload import TrainingWorkload, load_model

@@ -29,19 +29,16 @@ from ..mapping._plan import Mapping, Recompute
 from ..workload._llm import TrainingWorkload
 from ._interpret import (
     CaseError,
-    MetricSpec,
     Notes,
-    Unsupported,
     read_batch,
     read_count,
     read_era,
-    read_inference_metric,
     read_model,
     read_parallelism,
     read_precision,
-    read_training_metric,
     resolve_interleave,
 )
+from ._metric_kinds import MetricSpec, Unsupported, read_inference_metric, read_training_metric
 
 __all__ = [
     "load_cases",
