@@ -303,7 +303,7 @@ def _fit_recompute(system, wl, mp, stated, notes: Notes):
     for code, name in ((Recompute.SELECTIVE, "selective"), (Recompute.FULL, "full")):
         if not int(np.asarray(m.violations)) & int(Violation.MEMORY_CAPACITY):
             return m
-        mp = eqx.tree_at(lambda x: x.recompute, mp, jnp_f32(code))
+        mp = eqx.tree_at(lambda x: x.recompute, mp, _f32(code))
         m = gpu_training_step(system, wl, mp)
         notes.add(
             "recompute",
@@ -313,7 +313,7 @@ def _fit_recompute(system, wl, mp, stated, notes: Notes):
     return m
 
 
-def jnp_f32(x):
+def _f32(x):
     import jax.numpy as jnp
 
     return jnp.asarray(x, jnp.float32)
@@ -467,8 +467,8 @@ def _search_batch(system, wl, mp, replicas: int, notes: Notes):
     best = None
     largest = 0
     for b in (x for x in cands if x <= MAX_SEARCH_BATCH):
-        w = eqx.tree_at(lambda x: x.batch, wl, jnp_f32(b * replicas))
-        mpb = eqx.tree_at(lambda x: x.micro_batch, mp, jnp_f32(b))
+        w = eqx.tree_at(lambda x: x.batch, wl, _f32(b * replicas))
+        mpb = eqx.tree_at(lambda x: x.micro_batch, mp, _f32(b))
         m = evaluate_point(system, w, mpb)
         if not bool(np.asarray(m.feasible)):
             continue
@@ -477,7 +477,7 @@ def _search_batch(system, wl, mp, replicas: int, notes: Notes):
             best = (b, w, m)
     if best is None:
         b = 1
-        w = eqx.tree_at(lambda x: x.batch, wl, jnp_f32(replicas))
+        w = eqx.tree_at(lambda x: x.batch, wl, _f32(replicas))
         m = evaluate_point(system, w, mp)
         notes.add("inference-batch", "max-throughput search: no batch fits in memory; batch 1")
         return w, m
