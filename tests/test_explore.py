@@ -235,3 +235,73 @@ def test_f0_guided_initial_design_and_f0_baseline_order():
     front = np.nonzero(pareto_mask(prob.f0_tput, prob.f0_power))[0]
     assert set(front.tolist()) <= set(head.tolist())
     assert sorted(f0.order.tolist()) == list(range(prob.size))
+
+
+# ---- rough edges: a broken database, two writers, contradicting --resume flags ----------
+
+
+def test_truncated_or_foreign_database_is_one_line_error(tmp_path, capsys):
+    from theseus_jax.cli.__main__ import main
+
+    bad = tmp_path / "truncated"
+    bad.mkdir()
+    (bad / DB_NAME).write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)  # cut short
+    with pytest.raises(ValueError, match="cannot be read as a run database"):
+        RunStore.open(bad)
+    assert main(["explore", "--resume", str(bad), "--xla-cache", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot be read" in err  # one line, no traceback
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    con = sqlite3.connect(foreign / DB_NAME)
+    con.execute("CREATE TABLE songs (title TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(ValueError, match="not a theseus run"):
+        RunStore.open(foreign)
+    con = sqlite3.connect(foreign / DB_NAME)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    con.close()
+    assert tables == {"songs"}  # the foreign file was not modified
+
+
+def test_run_directory_has_one_writer(tmp_path):
+    from theseus_jax.dse.explore import run_explore
+    from theseus_jax.dse.store import RunBusy, RunLock
+
+    d = tmp_path / "run"
+    with RunLock(d):
+        with pytest.raises(RunBusy, match=str(os.getpid())):
+            RunLock(d).acquire()
+        cfg = ExploreConfig(
+            space=str(_tiny_space(tmp_path)), workload="gpt3-small", method="random", pool=8
+        )
+        with pytest.raises(RunBusy, match="another process"):
+            run_explore(cfg, d)
+        assert not (d / DB_NAME).exists()  # the refused writer wrote nothing
+    RunLock(d).acquire().release()  # free again once released
+    # a holder that dies (SIGKILL) leaves no stale lock: the kernel drops it
+    code = (
+        "import sys, time; from theseus_jax.dse.store import RunLock; "
+        f"lk = RunLock({str(d)!r}).acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(RunBusy, match=str(proc.pid)):
+            RunLock(d).acquire()
+        proc.kill()
+    RunLock(d).acquire().release()
+
+
+def test_resume_refuses_contradicting_flags(tmp_path, capsys):
+    from theseus_jax.cli.__main__ import main
+
+    cfg = ExploreConfig(space="theseus_2024", workload="gpt3-small", method="mfbo", budget_s=5.0)
+    RunStore.create(tmp_path / "r", cfg.to_json()).close()
+    args = ["explore", "--resume", str(tmp_path / "r"), "--xla-cache", "none"]
+    assert main([*args, "--method", "sfbo", "--budget", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "method='sfbo'" in err and "budget=9.0" in err and "--out" in err
+    assert main(["explore", "theseus_2024", "gpt3-medium", *args[1:]]) == 2
+    assert "workload='gpt3-medium'" in capsys.readouterr().err

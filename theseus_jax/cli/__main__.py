@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from ..dse.store import RunBusy
+
     args = build_parser().parse_args(argv)
     try:
         return int(SUBCOMMANDS[args.command].run(args) or 0)
@@ -36,6 +38,7 @@ def main(argv=None) -> int:
         ValueError,
         FileNotFoundError,
         FileExistsError,
+        RunBusy,
     ) as e:  # bad input: one clear line, no traceback
         print(f"theseus {args.command}: error: {e}", file=sys.stderr)
         return 2

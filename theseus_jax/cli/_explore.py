@@ -151,6 +151,42 @@ def _check_mode(args) -> str:
     return "training"
 
 
+# flags whose explicit value must agree with a resumed run's stored configuration
+_RESUME_KEYS = dict(
+    space="space",
+    workload="workload",
+    method="method",
+    surrogate="surrogate",
+    budget="budget_s",
+    q="q",
+    n_init="n_init",
+    f1_max_cycles="f1_max_cycles",
+    pool="pool",
+)
+
+
+def _check_resume_flags(args, run_dir) -> None:
+    """Refuse ``--resume`` with a flag that contradicts the stored run (the stored
+    configuration always wins, so a silently ignored flag would mislead)."""
+    from ..dse.store import RunStore
+
+    with RunStore.open(run_dir) as st:
+        stored = st.config()
+    diff = []
+    for arg, key in _RESUME_KEYS.items():
+        given = getattr(args, arg, None)
+        if given is not None and key in stored and given != stored[key]:
+            diff.append(f"{arg}={given!r} (the run has {stored[key]!r})")
+    if getattr(args, "no_refine", False) and stored.get("refine", True):
+        diff.append("--no-refine (the run refines)")
+    if diff:
+        raise ValueError(
+            f"--resume {run_dir} continues the stored run as it was configured; you also "
+            f"passed {', '.join(diff)}. Drop those flags to resume, or start a new run with "
+            "--out DIR"
+        )
+
+
 def run(args) -> int:
     from pathlib import Path
 
@@ -174,6 +210,7 @@ def run(args) -> int:
     from ..dse.explore import ExploreConfig, run_explore
 
     if args.resume:
+        _check_resume_flags(args, run_dir)
         summary = run_explore(None, run_dir, resume=True, progress=log)
     else:
         if not args.space or not args.workload:

@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .pareto import hypervolume, hypervolume_2d, pareto_mask
-from .store import RunStore
+from .store import DB_NAME, RunLock, RunStore
 
 __all__ = [
     "ExploreConfig",
@@ -600,14 +600,24 @@ def run_explore(
     """
     log = progress or (lambda s: None)
     run_dir = Path(run_dir)
-    if resume:
-        store = RunStore.open(run_dir)
-        cfg = ExploreConfig.from_json(store.config())
-    else:
+    if not resume:
         if cfg is None:
             raise ValueError("run_explore needs a configuration for a new run")
         make_problem(cfg)  # bad names fail here, before a run directory is created
-        store = RunStore.create(run_dir, cfg.to_json())
+    elif not (run_dir / DB_NAME).exists():
+        RunStore.open(run_dir)  # the one-line "no run database" error, before any lock file
+    # one writer per run directory: a second process gets RunBusy, not interleaved rows
+    with RunLock(run_dir):
+        if resume:
+            store = RunStore.open(run_dir)
+            cfg = ExploreConfig.from_json(store.config())
+        else:
+            store = RunStore.create(run_dir, cfg.to_json())
+        return _run_locked(cfg, run_dir, store, log, stop_after)
+
+
+def _run_locked(cfg, run_dir, store, log, stop_after) -> dict:
+    """The body of :func:`run_explore`, with the run directory locked."""
     t0 = time.perf_counter()
     try:
         prob = make_problem(cfg)

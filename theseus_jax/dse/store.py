@@ -17,6 +17,7 @@ reads them back in order for a resumed run to replay.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["EvalRecord", "RunStore", "DB_NAME"]
+__all__ = ["EvalRecord", "RunStore", "RunLock", "RunBusy", "DB_NAME", "LOCK_NAME"]
 
 DB_NAME = "run.sqlite"
+LOCK_NAME = "run.lock"
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -91,11 +93,31 @@ class RunStore:
         self._conn = conn
 
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path, create: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
+        try:
+            if not create:
+                # an existing file must already be one of ours: never add tables to it
+                names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                if not {"run", "evals"} <= names:
+                    raise ValueError(
+                        f"{path} is an SQLite file but not a theseus run (tables: "
+                        f"{sorted(names) or 'none'}); --resume takes a directory written by "
+                        "`theseus explore --out DIR`"
+                    )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            if create:
+                conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise ValueError(
+                f"{path} cannot be read as a run database ({e}): the file is truncated or "
+                "not from theseus; move it away and start a new run, or restore it"
+            ) from None
+        except ValueError:
+            conn.close()
+            raise
         return conn
 
     @classmethod
@@ -127,8 +149,12 @@ class RunStore:
                 f"no run database at {path}: --resume takes the directory of an earlier "
                 "`theseus explore --out DIR` run"
             )
-        conn = cls._connect(path)
-        row = conn.execute("SELECT schema_version FROM run WHERE id = 1").fetchone()
+        conn = cls._connect(path, create=False)
+        try:
+            row = conn.execute("SELECT schema_version FROM run WHERE id = 1").fetchone()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise ValueError(f"{path} cannot be read as a run database ({e})") from None
         if row is None:
             raise ValueError(f"{path} has no run configuration (created by another tool?)")
         if row[0] != SCHEMA_VERSION:
@@ -208,3 +234,57 @@ class RunStore:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class RunBusy(RuntimeError):
+    """Another process holds the run directory's lock."""
+
+
+class RunLock:
+    """Exclusive lock on a run directory while one process writes it.
+
+    An advisory ``fcntl.flock`` on ``run_dir/run.lock`` (released by the kernel when the
+    holder dies, so a killed run never leaves a stale lock). A second process that tries to
+    write the same run gets :class:`RunBusy` naming the holder's pid, instead of both
+    "succeeding" and interleaving their evaluations. Where ``fcntl`` does not exist
+    (Windows) the lock is a no-op.
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / LOCK_NAME
+        self._f = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise RunBusy(
+                f"{self.path.parent} is being written by another process (pid {holder}): "
+                "wait for it to finish, or write to another --out directory"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._f = f
+        return self
+
+    def release(self) -> None:
+        if self._f is not None:
+            self._f.close()  # closing drops the flock
+            self._f = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
