@@ -536,3 +536,10 @@ def test_fp4_serving_keeps_an_fp8_kv_cache():
     _, _, wl, _ = inference_setup(c)
     assert float(wl.precision_bits) == 4 and float(wl.kv_bits) == 8
     assert predict_case(c)["predicted"] > predict_case({**c, "precision": "fp8"})["predicted"]
+
+
+def test_absurd_shape_is_malformed_not_a_hang():
+    c = _case()
+    c["model"]["n_layers"] = 1e30
+    row = predict_case(c)
+    assert row["predicted"] is None and "largest accepted" in row["reason"]

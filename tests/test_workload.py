@@ -534,3 +534,22 @@ def test_float32_leaves_no_overflow():
     assert all(x.dtype == jnp.float32 for x in leaves)
     f = float(megatron_model_flops_per_step(w, recompute_full=True))
     assert math.isfinite(f) and f > 1e19
+
+
+@pytest.mark.parametrize(
+    "block,field,value",
+    [
+        ("model", "n_layers", 1e30),
+        ("model", "vocab_size", 10**12),
+        ("training", "global_batch", 2**40),
+    ],
+)
+def test_every_integer_field_is_bounded_at_load(tmp_path, block, field, value):
+    """A typo such as n_layers = 1e30 is refused at load, naming the field (it used to hang
+    in divisor enumeration)."""
+    doc = json.loads((configs_dir() / "workloads" / "gpt3-small.json").read_text())
+    doc[block][field] = value
+    p = tmp_path / "w.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=f"{block}.{field} .* largest accepted value"):
+        load_training_workload(p)

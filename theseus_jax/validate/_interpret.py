@@ -243,11 +243,18 @@ def read_model(model: dict, case_id: str, notes: Notes):
             elif known.name.lower() != name.lower():
                 notes.add("model-name", f"model {name!r} is the known {known.name!r}")
             break
+    from ..workload._load import _MAX_DEFAULT, _MAX_INT
+
     shape: dict[str, Any] = {}
     for f, keys in _SHAPE_KEYS.items():
         v = _lookup(model, keys)
         if v is not None:
             shape[f] = _whole(v, f"model.{f}")
+            if shape[f] > _MAX_INT.get(f, _MAX_DEFAULT):
+                raise CaseError(
+                    f"model.{f} = {shape[f]:.6g} is above the largest accepted value "
+                    f"{_MAX_INT.get(f, _MAX_DEFAULT):,} (a typo?)"
+                )
     ffn = _lookup(model, _FFN_KEYS)
     if known is None and not {"n_layers", "d_model", "n_heads"} <= set(shape):
         raise CaseError(

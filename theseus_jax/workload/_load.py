@@ -95,6 +95,32 @@ def _get(d: Mapping, key: str, where: str, src: str, hint: str = ""):
     return d[key]
 
 
+# Upper bounds of every integer field: far above any published model or run (the largest
+# today: ~10^3 layers, d_model ~3*10^4, 10^7-token contexts), low enough that divisor
+# enumeration and float32 counts stay exact and fast. A value above is a typo.
+_MAX_INT: dict[str, int] = {
+    "n_layers": 10_000,
+    "n_dense_layers": 10_000,
+    "d_model": 1 << 20,
+    "n_heads": 1 << 16,
+    "n_kv_heads": 1 << 16,
+    "d_head": 1 << 16,
+    "d_ff": 1 << 24,
+    "expert_d_ff": 1 << 24,
+    "vocab_size": 1 << 24,
+    "max_seq_len": 1 << 27,
+    "seq_len": 1 << 27,
+    "prompt_len": 1 << 27,
+    "output_len": 1 << 27,
+    "global_batch": 1 << 24,
+    "batch": 1 << 24,
+    "n_experts": 1 << 16,
+    "top_k": 1 << 16,
+    "n_shared_experts": 1 << 16,
+}
+_MAX_DEFAULT = 1 << 24
+
+
 def _int(d: Mapping, key: str, where: str, src: str, *, minimum: int = 1, hint: str = "") -> int:
     v = _get(d, key, where, src, hint)
     if isinstance(v, float) and v.is_integer():
@@ -107,6 +133,12 @@ def _int(d: Mapping, key: str, where: str, src: str, *, minimum: int = 1, hint: 
     if v < minimum:
         kind = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{src}: {where}.{key} = {v} must be {kind}.")
+    top = _MAX_INT.get(key, _MAX_DEFAULT)
+    if v > top:
+        raise ValueError(
+            f"{src}: {where}.{key} = {v:.6g} is above the largest accepted value {top:,}; "
+            "check the number (a typo or a unit slip?)."
+        )
     return v
 
 
