@@ -284,3 +284,30 @@ def test_grad_finite_over_a_whole_table(designs, xl, n7, small_table):
     for f, _, _ in WAFER_FIELDS:
         assert np.isfinite(np.asarray(getattr(g, f))).all(), f
     assert np.abs(np.asarray(g.clock_hz)).max() > 0
+
+
+def test_make_evaluator_chunks_to_a_memory_budget(monkeypatch, xl, n7, small_table):
+    """A batch over the memory budget runs in fixed-size chunks: same results, one trace."""
+    traces = {"n": 0}
+    real = _evaluate.evaluate_mappings
+
+    def counting(*args, **kw):
+        traces["n"] += 1
+        return real(*args, **kw)
+
+    space = load_space("theseus_2024")
+    designs = space.sample(jax.random.PRNGKey(13), 7)
+    whole = make_evaluator(xl, mappings=small_table, tech=n7)(designs)
+    monkeypatch.setattr(_evaluate, "evaluate_mappings", counting)
+    budget = 2.5 * _evaluate.PAIR_BYTES * small_table.size()  # 2 designs per chunk
+    ev = make_evaluator(xl, mappings=small_table, tech=n7, memory_budget_bytes=budget)
+    assert ev.chunk_size == 2
+    parts = ev(designs)  # 4 chunks, the last one padded
+    assert traces["n"] == 1, "chunks of one size must share one compilation"
+    for f in ("step_time_s", "power_w", "violations"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(parts.metrics, f)), np.asarray(getattr(whole.metrics, f)), rtol=RTOL
+        )
+    np.testing.assert_array_equal(np.asarray(parts.mapping_index), np.asarray(whole.mapping_index))
+    with pytest.raises(ValueError, match="memory_budget_bytes"):
+        make_evaluator(xl, mappings=small_table, tech=n7, memory_budget_bytes=0)
