@@ -318,3 +318,30 @@ def test_iso_peak_survives_snap_complete_and_json(tmp_path):
         space.iso_peak(1e17, tol=0.0)
     with pytest.raises(ValueError, match="missing free parameters"):
         iso.complete({"clock_hz": 1e9})
+
+
+def test_evaluate_with_space_reports_illegal_sram_pairs():
+    """F0 alone cannot know the space's SRAM-compiler table; evaluating with ``space=``
+    adds SRAM_BW_PAIR to designs built outside the space's repair."""
+    import theseus_jax as tj
+
+    space = load_space("theseus_2024")
+    tech = load_tech("n7")
+    wl = load_training_workload("gpt3-small")
+    d = space.sample(jax.random.PRNGKey(0), 4)
+    sizes = np.asarray(d.sram_bytes_per_core)
+    bws = np.array([128.0, 256.0, 512.0, 1024.0, 2048.0])
+    # give design 0 a bandwidth its SRAM size does not come with
+    bad_bw = next(b for b in bws if not space.pair_legal(sizes[:1], np.array([b]))[0])
+    d = eqx.tree_at(
+        lambda x: x.sram_bw_bits_per_cycle, d, d.sram_bw_bits_per_cycle.at[0].set(bad_bw)
+    )
+    plain = tj.evaluate(d, wl, tech=tech)
+    checked = tj.evaluate(d, wl, tech=tech, space=space)
+    v = np.asarray(checked.metrics.violations)
+    assert v[0] & int(Violation.SRAM_BW_PAIR) and not bool(checked.metrics.feasible[0])
+    # the other designs are untouched, and the costs themselves are the same
+    np.testing.assert_array_equal(v[1:], np.asarray(plain.metrics.violations)[1:])
+    np.testing.assert_allclose(
+        np.asarray(checked.metrics.step_time_s), np.asarray(plain.metrics.step_time_s)
+    )

@@ -145,6 +145,7 @@ def evaluate(
     mask=None,
     tech=None,
     objective: str = "time",
+    space=None,
 ) -> EvalResult:
     """Evaluate a batch of designs, each under every mapping of a table, keep the best.
 
@@ -157,6 +158,11 @@ def evaluate(
         tech: :class:`~theseus_jax.tech.Tech`, required for wafers.
         objective: ``"time"`` (step time), ``"energy"`` (energy per token) or
             ``"perf_per_watt"`` (tokens/s/W, same order as energy per token).
+        space: the :class:`~theseus_jax.DesignSpace` the designs come from, if any: its own
+            constraints (the SRAM-compiler table of legal size/bandwidth pairs, physical fit)
+            are added to ``violations`` and ``feasible``, so a design built outside the
+            space's repair (``from_unit(..., repair=False)``, a hand-edited CSV) is reported
+            infeasible with ``SRAM_BW_PAIR`` rather than silently costed.
 
     Returns:
         :class:`EvalResult` with leaves of shape ``(n_designs,)``.
@@ -164,7 +170,18 @@ def evaluate(
     if mappings is None:
         mappings = default_mappings(designs, workload)
     fn = make_evaluator(workload, mappings=mappings, mask=mask, tech=tech, objective=objective)
-    return fn(designs)
+    res = fn(designs)
+    if space is None:
+        return res
+    return with_space_violations(res, space.violations(designs))
+
+
+def with_space_violations(res: EvalResult, space_codes) -> EvalResult:
+    """``res`` with space-level violation codes OR-ed into its metrics (host side)."""
+    codes = jnp.asarray(np.asarray(space_codes, np.uint32)).reshape(res.metrics.violations.shape)
+    viol = res.metrics.violations | codes
+    metrics = eqx.tree_at(lambda m: (m.violations, m.feasible), res.metrics, (viol, viol == 0))
+    return eqx.tree_at(lambda r: r.metrics, res, metrics)
 
 
 def default_mappings(designs, workload) -> Mapping:
