@@ -174,6 +174,19 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     assert a["hypervolume_3d"] == b["hypervolume_3d"] > 0
     for f in ("pareto.csv", "pareto.png", "convergence.png"):
         assert (part / f).stat().st_size > 0
+    # the front with units in the column names, names beside codes, wafers, refined marks
+    import csv
+
+    with open(part / "pareto.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == b["n_pareto"] > 0
+    for col in ("tokens_per_s", "power_w", "tokens_per_s_per_w", "n_wafers", "refined"):
+        assert col in rows[0]
+    for r, p in zip(rows, b["pareto"], strict=True):
+        assert r["integration_name"] in ("stitched", "info_sow")
+        assert r["dram_kind_name"] in ("none", "edge", "stacked")
+        assert float(r["n_wafers"]) == p["n_wafers"] >= 1
+        assert r["refined"] in ("true", "false") and (r["refined"] == "true") == p["refined"]
 
 
 def _hv(pts):

@@ -237,9 +237,14 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
-        print(f"Pareto designs (F1): {summary['n_pareto']}")
+        print(f"Pareto designs (F1): {summary['n_pareto']} (first 10, highest throughput first)")
         for p in summary["pareto"][:10]:
-            print(f"  {p['tokens_per_s']:.4g} tokens/s  {p['power_w'] / 1e3:.3g} kW")
+            print(
+                f"  {p['tokens_per_s']:10.4g} tokens/s  {p['power_w'] / 1e3:8.3g} kW  "
+                f"{p['tokens_per_s'] / p['power_w']:8.3g} tokens/s/W  "
+                f"{int(round(p['n_wafers']))} wafer(s), {p['integration_name']}, "
+                f"DRAM {p['dram_kind_name']}" + ("  [refined]" if p["refined"] else "")
+            )
         print(f"wrote {run_dir}/pareto.csv, pareto.png, convergence.png, summary.json")
     return 0
 

@@ -805,6 +805,34 @@ def hypervolume_trace(records, ref) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(cost), np.asarray(hv)
 
 
+# categorical design fields written with their names beside the codes
+_CODE_NAMES = {
+    "integration": ("stitched", "info_sow"),
+    "dram_kind": ("none", "edge", "stacked"),
+}
+
+
+def _code_name(field: str, value) -> str:
+    names = _CODE_NAMES[field]
+    if value is None or not math.isfinite(float(value)):
+        return ""
+    i = int(round(float(value)))
+    return names[i] if 0 <= i < len(names) else f"code {i}"
+
+
+def _wafers(prob, record) -> float:
+    """Wafers of an evaluated design (derived, e.g. iso-peak, counts are not stored)."""
+    if "n_wafers" in record.design:
+        return float(record.design["n_wafers"])
+    d = prob.space.complete({n: record.design[n] for n in prob.space.names})
+    return float(np.asarray(d.n_wafers).reshape(-1)[0])
+
+
+def _is_refined(record) -> bool:
+    """Whether an evaluation is a gradient-refined design (not a pool design)."""
+    return (record.extra or {}).get("level") == "refine"
+
+
 def _summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
     recs = store.evaluations()
     f1 = [r for r in recs if r.fidelity == 1]
@@ -816,15 +844,19 @@ def _summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
     rows.sort(key=lambda r: -r.objectives[0])
     names = list(prob.space.names)
     with open(run_dir / "pareto.csv", "w") as fh:
-        fh.write(",".join(["tokens_per_s", "power_w", "perf_per_w", *names]) + "\n")
+        head = ["tokens_per_s", "power_w", "tokens_per_s_per_w", "n_wafers", "refined"]
+        head += [n for n in names if n != "n_wafers"] + [f"{n}_name" for n in _CODE_NAMES]
+        fh.write(",".join(head) + "\n")
         for r in rows:
             t, p = r.objectives
             vals = [f"{t:.6g}", f"{p:.6g}", f"{t / p:.6g}"]
-            vals += [f"{r.design.get(n, math.nan):.6g}" for n in names]
+            vals += [f"{_wafers(prob, r):.6g}", str(_is_refined(r)).lower()]
+            vals += [f"{r.design.get(n, math.nan):.6g}" for n in names if n != "n_wafers"]
+            vals += [_code_name(n, r.design.get(n)) for n in _CODE_NAMES]
             fh.write(",".join(vals) + "\n")
     _plot(run_dir, prob, f1, front, cost, hv, cfg)
     # reporting only: a third objective, the wafers the system needs (its silicon cost)
-    n_waf = np.array([r.design.get("n_wafers", 1.0) for r in feas_recs], float).reshape(-1)
+    n_waf = np.array([_wafers(prob, r) for r in feas_recs], float).reshape(-1)
     ref_w = 1.5 * float(np.max(np.asarray(prob.designs.n_wafers, float)))
     pts3 = np.stack(
         [
@@ -851,7 +883,16 @@ def _summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
         hypervolume_3d=float(hv3),
         hypervolume_3d_units="decades^3 (as hypervolume, x log10 wafers; reporting only)",
         n_pareto=len(rows),
-        pareto=[dict(tokens_per_s=r.objectives[0], power_w=r.objectives[1]) for r in rows],
+        pareto=[
+            dict(
+                tokens_per_s=r.objectives[0],
+                power_w=r.objectives[1],
+                n_wafers=_wafers(prob, r),
+                refined=_is_refined(r),
+                **{f"{n}_name": _code_name(n, r.design.get(n)) for n in _CODE_NAMES},
+            )
+            for r in rows
+        ],
         run_wall_s=wall_s,
     )
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -869,15 +910,28 @@ def _plot(run_dir, prob, f1, front, cost, hv, cfg) -> None:
     feas = [r for r in f1 if r.feasible]
     if feas:
         p = np.array([r.objectives for r in feas])
-        ax.scatter(p[:, 1] / 1e3, p[:, 0], s=14, c="C0", label="evaluated (F1)")
+        refined = np.array([_is_refined(r) for r in feas])
+        ax.scatter(p[~refined, 1] / 1e3, p[~refined, 0], s=14, c="C0", label="evaluated (F1)")
+        if refined.any():
+            ax.scatter(
+                p[refined, 1] / 1e3, p[refined, 0], s=30, marker="*", c="C2", label="refined (F1)"
+            )
         if front.any():
             fp = p[front][np.argsort(p[front][:, 1])]
             ax.step(fp[:, 1] / 1e3, fp[:, 0], "C3-", where="post", label="Pareto front (F1)")
+            # the wafers each front design needs (its silicon cost)
+            for r, (t, pw) in zip(
+                [r for r, k in zip(feas, front, strict=True) if k], p[front], strict=True
+            ):
+                w = int(round(_wafers(prob, r)))
+                ax.annotate(
+                    f"{w}w", (pw / 1e3, t), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                )
     ax.set_xlabel("power (kW)")
     ax.set_ylabel("throughput (tokens/s)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_title(f"{cfg.method}: {cfg.workload} on {cfg.space}")
+    ax.set_title(f"{cfg.method}: {cfg.workload} on {cfg.space} (labels: wafers per design)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
