@@ -26,6 +26,7 @@ Examples:
 from __future__ import annotations
 
 import difflib
+from types import MappingProxyType
 
 __all__ = ["UNITS", "to_si", "dimension_of", "units_of_dimension", "si_unit_of"]
 
@@ -149,10 +150,17 @@ UNITS: dict[str, tuple[str, float]] = {
     "um^2/(bit/cycle)": ("area/(bit/cycle)", 1e-12),
 }
 
-_SI_UNIT: dict[str, str] = {}
-for _u, (_d, _fac) in UNITS.items():
-    if _fac == 1.0 and _d not in _SI_UNIT:
-        _SI_UNIT[_d] = _u
+
+def _si_units() -> MappingProxyType:
+    """Dimension -> its SI unit string (the first factor-1 unit of the table)."""
+    out: dict[str, str] = {}
+    for u, (d, fac) in UNITS.items():
+        if fac == 1.0 and d not in out:
+            out[d] = u
+    return MappingProxyType(out)
+
+
+_SI_UNIT = _si_units()  # read-only view: derived once from UNITS, never mutated
 
 
 def dimension_of(unit: str) -> str | None:

@@ -201,23 +201,22 @@ class BookSimSpec:
         self.acc_stopping_threshold = float(acc_stopping_threshold)
 
 
-_BOOKSIM_RUNNERS: dict = {}
-
-
 def _offered(cfg: MeshConfig, r, traffic):
     """The simulator's rate argument: a scalar load, or ``traffic`` scaled by ``r``."""
     return r if traffic is None else traffic.scaled(r)
 
 
-def _booksim_runner(cfg: MeshConfig, k: int, period: int):
-    key = (cfg, k, period)
-    if key not in _BOOKSIM_RUNNERS:
+@partial(jax.jit, static_argnames=("cfg", "period"))
+def _booksim_batch(s, r, kk, w0, w1, tm, *, cfg: MeshConfig, period: int):
+    """One sample period of ``k`` independent runs (leading axis of ``s, r, kk, w0, w1``).
 
-        def one(s, r, kk, w0, w1, tm):
-            return run(cfg, _offered(cfg, r, tm), period, key=kk, window=(w0, w1), state=s)
+    The mesh configuration and the period are static, so jax's own compilation cache holds
+    one executable per (configuration, period, batch size): no cache of ours."""
 
-        _BOOKSIM_RUNNERS[key] = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, None)))
-    return _BOOKSIM_RUNNERS[key]
+    def one(s, r, kk, w0, w1):
+        return run(cfg, _offered(cfg, r, tm), period, key=kk, window=(w0, w1), state=s)
+
+    return jax.vmap(one)(s, r, kk, w0, w1)
 
 
 def _in_flight_ages(cfg: MeshConfig, s, now: int) -> tuple[float, int]:
@@ -245,7 +244,7 @@ def _measure_booksim(cfg: MeshConfig, rates, seed: int, spec: BookSimSpec, traff
     rates = np.asarray(rates, np.float32).reshape(-1)
     k = rates.shape[0]
     per = spec.sample_period
-    fn = _booksim_runner(cfg, k, per)
+    fn = partial(_booksim_batch, cfg=cfg, period=per)
     init = make_mesh_sim(cfg)[0]
     st = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (k,) + x.shape), init())
     big = np.int32(TIME_MASK)
