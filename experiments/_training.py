@@ -144,14 +144,14 @@ def explore_model(model, peak_flops, runs, *, base_space, budget, pool, seed, n_
     tag = hashlib.sha1(json.dumps(cfg.to_json(), sort_keys=True).encode()).hexdigest()[:8]
     run_dir = Path(runs) / f"{model}-{tag}"
     summary_path = run_dir / "summary.json"
+    prob = make_problem(cfg)  # one F0 screening, shared with run_explore below
     if summary_path.exists():
         log(f"{model}: reusing {run_dir}")
     elif (run_dir / "run.sqlite").exists():
         log(f"{model}: resuming {run_dir}")
-        run_explore(None, run_dir, resume=True)
+        run_explore(None, run_dir, resume=True, problem=prob)
     else:
-        run_explore(cfg, run_dir)
-    prob = make_problem(cfg)
+        run_explore(cfg, run_dir, problem=prob)
     with RunStore.open(run_dir) as store:
         recs = [r for r in store.evaluations() if r.fidelity == 1 and r.feasible]
     pts = np.array([r.objectives for r in recs], float).reshape(-1, 2)

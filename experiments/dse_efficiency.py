@@ -137,7 +137,18 @@ def _use_cache(xla_cache: str | None) -> None:
 
 
 def run_one(
-    seed, method, *, space, workload, budget_s, pool, n_init, runs, xla_cache=None, f0_bias=0.0
+    seed,
+    method,
+    *,
+    space,
+    workload,
+    budget_s,
+    pool,
+    n_init,
+    runs,
+    xla_cache=None,
+    f0_bias=0.0,
+    problems: dict | None = None,
 ) -> dict:
     """Run (or reuse, or resume) one method on one seed.
 
@@ -146,6 +157,9 @@ def run_one(
     clock in the unit cube), a systematic error in F0's clock-power slope; F1, the pool's
     feasibility, the planned costs and the hypervolume reference are untouched. Recorded in
     the run's configuration (``extra``), so biased and unbiased runs are never mixed up.
+
+    ``problems`` (optional, the caller's): ``{seed: Problem}``, so that the methods of one
+    seed share one F0-screened pool and its F1 results (each design simulated once).
 
     Returns:
         ``dict(seed, method, cost, hv, n_f1, f1_cost_s, hv_decades2, how, wall_s, line)``:
@@ -168,12 +182,14 @@ def run_one(
         refine=False,  # equal budgets: no evaluations beyond it
         extra={"f0_power_bias_decades": f0_bias} if f0_bias else {},
     )
-    if f0_bias:
-        prob = make_problem(cfg)  # cached: run_explore below gets this object
-        if not getattr(prob, "_bench_biased", False):
+    prob = problems.get(cfg.seed) if problems is not None else None
+    if prob is None:
+        prob = make_problem(cfg)
+        if f0_bias:  # this study's own problem (not shared with anyone): bias its F0 power
             u = prob.unit[:, list(prob.space.names).index("clock_hz")]
             prob.f0_power = prob.f0_power * 10.0 ** (f0_bias * (u - 0.5))
-            prob._bench_biased = True
+        if problems is not None:
+            problems[cfg.seed] = prob
     run_dir = Path(runs) / f"seed{seed}" / method
     done = run_dir / "summary.json"
     t = time.perf_counter()
@@ -181,16 +197,16 @@ def run_one(
         s = json.loads(done.read_text())  # finished earlier: reuse (runs are durable)
         how = "reused"
     elif _stored_config(run_dir) is not None and _same_config(_stored_config(run_dir), cfg):
-        s = run_explore(None, run_dir, resume=True)  # an interrupted run: continue it
+        s = run_explore(None, run_dir, resume=True, problem=prob)  # interrupted: continue
         how = "resumed"
     else:
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        s = run_explore(cfg, run_dir)
+        s = run_explore(cfg, run_dir, problem=prob)
         how = "ran"
     wall = time.perf_counter() - t
     ref = s.get("hv_reference")  # the problem's reference (F0 pool), stored with the run
-    ref = (ref["tokens_per_s"], ref["power_w"]) if ref else make_problem(cfg).ref
+    ref = (ref["tokens_per_s"], ref["power_w"]) if ref else prob.ref
     with RunStore.open(run_dir) as st:
         cost, hv = hypervolume_trace(st.evaluations(), ref)
     line = (
@@ -212,10 +228,11 @@ def run_one(
 
 
 def run_seed(seed, methods, **common) -> list[dict]:
-    """All methods of one seed in this process (they share the seed's F1 cache)."""
+    """All methods of one seed in this process (they share the seed's problem and F1 results)."""
     out = []
+    problems: dict = {}
     for m in methods:
-        out.append(run_one(seed, m, **common))
+        out.append(run_one(seed, m, problems=problems, **common))
         print(out[-1]["line"], file=sys.stderr, flush=True)
     return out
 
@@ -224,9 +241,10 @@ def run_all(seeds, methods, *, workers: int, split: str, log, **common) -> dict:
     """``{(seed, method): run_one(...)}``, sequentially or on ``workers`` processes."""
     done = {}
     if workers <= 1:
+        problems: dict = {}  # one problem per seed, shared by its methods
         for seed in seeds:
             for m in methods:
-                done[(seed, m)] = run_one(seed, m, **common)
+                done[(seed, m)] = run_one(seed, m, problems=problems, **common)
                 log(done[(seed, m)]["line"])
         return done
     import multiprocessing as mp

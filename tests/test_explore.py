@@ -318,3 +318,18 @@ def test_resume_refuses_contradicting_flags(tmp_path, capsys):
     assert "method='sfbo'" in err and "budget=9.0" in err and "--out" in err
     assert main(["explore", "theseus_2024", "gpt3-medium", *args[1:]]) == 2
     assert "workload='gpt3-medium'" in capsys.readouterr().err
+
+
+def test_problems_are_owned_by_the_caller(tmp_path):
+    """make_problem builds a new problem every call (no hidden cache); a problem passed to
+    run_explore must be the run's own, else nothing is written."""
+    from theseus_jax.dse.explore import run_explore
+
+    cfg = ExploreConfig(workload="gpt3-xl", pool=32, seed=2, method="random", budget_s=1.0)
+    a, b = make_problem(cfg), make_problem(cfg)
+    assert a is not b
+    np.testing.assert_array_equal(a.f0_tput, b.f0_tput)  # same problem, built twice
+    other = dataclasses.replace(cfg, seed=3)
+    with pytest.raises(ValueError, match="seed: 2 .run: 3."):
+        run_explore(other, tmp_path / "r", problem=a)
+    assert not (tmp_path / "r" / DB_NAME).exists()

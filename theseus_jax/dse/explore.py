@@ -291,15 +291,21 @@ class Problem:
         return out
 
 
-_PROBLEMS: dict = {}
+# the configuration fields that define a Problem (the rest configure the search)
+PROBLEM_KEYS = ("space", "workload", "tech", "seed", "pool", "f1_max_cycles")
 
 
 def make_problem(cfg: ExploreConfig) -> Problem:
-    """The :class:`Problem` of a configuration (cached per space/workload/tech/seed/pool)."""
-    key = (cfg.space, cfg.workload, cfg.tech, cfg.seed, cfg.pool, cfg.f1_max_cycles)
-    if key not in _PROBLEMS:
-        _PROBLEMS[key] = Problem(cfg)
-    return _PROBLEMS[key]
+    """A new :class:`Problem` of a configuration (F0-screens the pool: seconds to a minute).
+
+    Nothing is cached behind the caller's back: to share one problem (and its F1 results)
+    between runs, keep the object and pass it to :func:`run_explore` as ``problem=``.
+    """
+    return Problem(cfg)
+
+
+def _problem_key(cfg: ExploreConfig) -> tuple:
+    return tuple(getattr(cfg, k) for k in PROBLEM_KEYS)
 
 
 def _log_obj(tput, power) -> np.ndarray:
@@ -585,6 +591,7 @@ def run_explore(
     resume: bool = False,
     progress=None,
     stop_after: int | None = None,
+    problem: Problem | None = None,
 ) -> dict:
     """Run (or resume) an exploration; every evaluation goes to ``run_dir/run.sqlite``.
 
@@ -594,6 +601,9 @@ def run_explore(
         resume: continue the run stored in ``run_dir``.
         progress: ``callable(str)`` for progress lines (default: silent).
         stop_after: stop after this many evaluations in total (testing / time slicing).
+        problem: a :class:`Problem` the caller already built (and may share between runs,
+            with its F1 results); it must be the problem of the run's configuration
+            (``PROBLEM_KEYS``). Default: a new one.
 
     Returns:
         A summary dict (also written to ``run_dir/summary.json``).
@@ -603,7 +613,8 @@ def run_explore(
     if not resume:
         if cfg is None:
             raise ValueError("run_explore needs a configuration for a new run")
-        make_problem(cfg)  # bad names fail here, before a run directory is created
+        # bad names (and a foreign problem=) fail here, before a run directory is created
+        problem = _check_problem(problem if problem is not None else make_problem(cfg), cfg)
     elif not (run_dir / DB_NAME).exists():
         RunStore.open(run_dir)  # the one-line "no run database" error, before any lock file
     # one writer per run directory: a second process gets RunBusy, not interleaved rows
@@ -611,16 +622,33 @@ def run_explore(
         if resume:
             store = RunStore.open(run_dir)
             cfg = ExploreConfig.from_json(store.config())
+            try:
+                problem = _check_problem(problem if problem is not None else make_problem(cfg), cfg)
+            except BaseException:
+                store.close()
+                raise
         else:
             store = RunStore.create(run_dir, cfg.to_json())
-        return _run_locked(cfg, run_dir, store, log, stop_after)
+        return _run_locked(cfg, run_dir, store, log, stop_after, problem)
 
 
-def _run_locked(cfg, run_dir, store, log, stop_after) -> dict:
+def _check_problem(problem: Problem, cfg: ExploreConfig) -> Problem:
+    """``problem`` if it is the problem of ``cfg`` (same ``PROBLEM_KEYS``), else an error."""
+    got, want = _problem_key(problem.cfg), _problem_key(cfg)
+    diff = [
+        f"{k}: {a!r} (run: {b!r})"
+        for k, a, b in zip(PROBLEM_KEYS, got, want, strict=True)
+        if a != b
+    ]
+    if diff:
+        raise ValueError(f"problem= is not this run's problem: {', '.join(diff)}")
+    return problem
+
+
+def _run_locked(cfg, run_dir, store, log, stop_after, prob) -> dict:
     """The body of :func:`run_explore`, with the run directory locked."""
     t0 = time.perf_counter()
     try:
-        prob = make_problem(cfg)
         drv = _driver(cfg, prob)
         stored = store.evaluations()
         k = 0  # next stored record to replay
