@@ -238,7 +238,7 @@ def main(argv=None) -> int:
 
 def _study(args) -> dict:
     import theseus_jax as tj
-    from theseus_jax.fidelity import evaluate_f1
+    from theseus_jax.fidelity import F1Cache, evaluate_f1
 
     st = Study(NAME, "Fidelity agreement: analytical F0 vs simulated F1 step times", args)
     tech = tj.load_tech(args.tech)
@@ -250,9 +250,17 @@ def _study(args) -> dict:
     f0_s = time.perf_counter() - t
 
     f0, f0i, f1, costs, rows, detail = [], [], [], [], [], []
+    cache = F1Cache()  # compiled simulators shared by the designs of this study
     for i, (d, m0, mp) in enumerate(zip(designs, m0s, maps, strict=True)):
         m1, c = evaluate_f1(
-            d, wl, tech, mapping=mp, metrics0=m0, seed=args.seed + i, max_cycles=args.max_cycles
+            d,
+            wl,
+            tech,
+            mapping=mp,
+            metrics0=m0,
+            seed=args.seed + i,
+            max_cycles=args.max_cycles,
+            cache=cache,
         )
         f0i.append(ideal_network_f0(d, wl, tech, mp, m0))
         f0.append(float(m0.step_time_s))

@@ -37,8 +37,9 @@ PAPER_PERF, PAPER_POWER = 0.737, 0.424
 BASELINES = (("wse2", "WSE-2-like (stitched)"), ("dojo_tile", "Dojo-like (InFO-SoW)"))
 
 
-def wafer_baseline(name, peak, wl, tech, techs) -> dict:
-    """One wafer baseline at iso-peak: F0 best mapping, F1 of it, and per-draw values."""
+def wafer_baseline(name, peak, wl, tech, techs, cache=None) -> dict:
+    """One wafer baseline at iso-peak: F0 best mapping, F1 of it, and per-draw values
+    (``cache``: the study's :class:`~theseus_jax.fidelity.F1Cache`)."""
     import theseus_jax as tj
     from theseus_jax.fidelity import evaluate_f1
 
@@ -49,7 +50,7 @@ def wafer_baseline(name, peak, wl, tech, techs) -> dict:
     )
     mi = int(r.mapping_index[0])
     mp = jax.tree_util.tree_map(lambda a: a[mi], maps)
-    m1, cost = evaluate_f1(w, wl, tech, mapping=mp)
+    m1, cost = evaluate_f1(w, wl, tech, mapping=mp, cache=cache)
     f0_t, f0_p = float(r.metrics.tokens_per_s[0]), float(r.metrics.power_w[0])
     f1_t, f1_p = float(m1.tokens_per_s), float(m1.power_w)
     batch = jax.tree_util.tree_map(lambda a: jax.numpy.asarray(a)[None], w)
@@ -80,13 +81,16 @@ def main(argv=None) -> int:
     results, table = G.study_models(st, sc, runs)
     techs, _ = T.tech_draws("n7", sc["draws"], args.seed)  # the same draws (same seed)
 
+    from theseus_jax.fidelity import F1Cache
+
+    cache = F1Cache()  # compiled F1 simulators shared by every baseline of this study
     rows, per_draw, extra_pts, base_rows = [], {lab: {} for _, lab in BASELINES}, {}, []
     for r in results:
         ex = r["ex"]
         peak = r["base"]["a100"]["peak_flops"]
         for name, label in BASELINES:
             st.log(f"{r['model']}: {label} at iso-peak")
-            b = wafer_baseline(name, peak, ex["workload"], ex["tech"], techs)
+            b = wafer_baseline(name, peak, ex["workload"], ex["tech"], techs, cache)
             ok_b = b["draws_f"]
             perf, pw = T.improvement(
                 ex["f1_tput"],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import theseus_jax as tj
-from theseus_jax.fidelity import F1Cost, evaluate_f1, f1_planned_cost, recompose
+from theseus_jax.fidelity import F1Cache, F1Cost, evaluate_f1, f1_planned_cost, recompose
 from theseus_jax.fidelity._f1 import (
     PACE_FRAC,
     _best_mapping,
@@ -70,11 +70,14 @@ def _check_planned(d, wl, tech, mp, cost):
 def test_f1_wse2(setup):
     tech, wl, _ = setup
     d = tj.load_system("wse2")
-    m1, cost = evaluate_f1(d, wl, tech, max_cycles=CYCLES)  # mapping: F0's best
-    m0 = tj.evaluate_point(d, wl, _best_mapping(d, wl, tech), tech)  # cached evaluator
+    cache = F1Cache()  # the evaluator F1 compiles for F0's best mapping, reused below
+    m1, cost = evaluate_f1(d, wl, tech, max_cycles=CYCLES, cache=cache)  # mapping: F0's best
+    best = _best_mapping(d, wl, tech, cache)
+    assert len(cache.evaluators) == 1 and cache.simulators  # filled by the F1 call
+    m0 = tj.evaluate_point(d, wl, best, tech)
     _check(m1, m0, cost)
     assert bool(m1.feasible)
-    _check_planned(d, wl, tech, _best_mapping(d, wl, tech), cost)
+    _check_planned(d, wl, tech, best, cost)
 
 
 def test_f1_sampled_design(setup):
@@ -139,20 +142,23 @@ def test_planned_cost_batch_equals_one_at_a_time():
         f1_planned_cost(ds, wl, tech)
 
 
-def test_compiled_simulator_cache_is_bounded(monkeypatch):
+def test_compiled_simulator_cache_is_bounded():
     """A long exploration compiles a few simulators per design; the cache keeps only the
     most recent (each XLA executable holds thousands of memory maps, and the kernel's
     per-process limit would otherwise end the run with 'Cannot allocate memory')."""
     from theseus_jax.fidelity import _f1
     from theseus_jax.sim import MeshConfig
 
-    monkeypatch.setattr(_f1, "_COMPILED", _f1.OrderedDict())
-    monkeypatch.setattr(_f1, "MAX_COMPILED", 2)
+    cache = _f1.F1Cache(max_simulators=2)
     cfgs = [
         MeshConfig(kx=2, ky=2, n_vcs=1, buf_depth=2, queue_cap=8, link_pipe=p) for p in (1, 2, 3)
     ]
-    ctr = _Counter()
+    ctr = _Counter(cache)
     for c in (cfgs[0], cfgs[1], cfgs[0], cfgs[2]):
         _f1._chunk_runner(c, 1, ctr)
     # cfgs[0] was used again before cfgs[2] arrived, so cfgs[1] is the one evicted
-    assert ctr.n_compiles == 3 and [k[0] for k in _f1._COMPILED] == [cfgs[0], cfgs[2]]
+    assert ctr.n_compiles == 3 and [k[0] for k in cache.simulators] == [cfgs[0], cfgs[2]]
+    # the cache is the caller's: another one starts empty, nothing is shared behind it
+    assert not _f1.F1Cache().simulators
+    with pytest.raises(ValueError, match="max_simulators"):
+        _f1.F1Cache(max_simulators=0)

@@ -169,9 +169,12 @@ class Problem:
 
     def __init__(self, cfg: ExploreConfig, *, chunk: int = 256):
         from .. import load_space, load_tech, load_training_workload
+        from ..fidelity import F1Cache
         from ..metrics._evaluate import default_mappings, make_evaluator
 
         self.cfg = cfg
+        # this problem's compiled F1 simulators (bounded LRU), shared by its evaluations
+        self.sim_cache = F1Cache()
         self.tech = load_tech(cfg.tech)
         self.workload = load_training_workload(cfg.workload)
         self.space = load_space(cfg.space, tech=self.tech)
@@ -268,6 +271,7 @@ class Problem:
             mapping=mapping,
             seed=seed,
             max_cycles=self.cfg.f1_max_cycles,
+            cache=self.sim_cache,
         )
         return dict(
             tokens_per_s=float(m.tokens_per_s),

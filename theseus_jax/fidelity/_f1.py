@@ -104,6 +104,7 @@ from ..workload import TrainingWorkload
 
 __all__ = [
     "evaluate_f1",
+    "F1Cache",
     "F1Cost",
     "f0_pieces",
     "recompose",
@@ -431,8 +432,28 @@ def _f0_layer_gemm(pc) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+class F1Cache:
+    """What F1 compiles, kept by the caller that wants it reused (nothing is cached at
+    module level): the compiled simulator chunks (least recently used first, at most
+    ``max_simulators``; every XLA CPU executable holds thousands of memory mappings, and a
+    long exploration compiles a few per design, which would exhaust the kernel's per-process
+    map limit, ``vm.max_map_count``) and F0's best-mapping evaluators per (workload, tech).
+
+    Pass one to :func:`evaluate_f1` / :func:`f1_planned_cost` to share compilations across
+    calls; without one each call compiles what it needs.
+    """
+
+    def __init__(self, max_simulators: int = 12):
+        if max_simulators < 1:
+            raise ValueError(f"max_simulators must be >= 1, got {max_simulators}")
+        self.max_simulators = int(max_simulators)
+        self.simulators: OrderedDict = OrderedDict()
+        self.evaluators: dict = {}
+
+
 class _Counter:
-    def __init__(self):
+    def __init__(self, cache: F1Cache | None = None):
+        self.cache = cache if cache is not None else F1Cache()
         self.sim_cycles = 0
         self.router_cycles = 0
         self.compile_s = 0.0
@@ -441,12 +462,6 @@ class _Counter:
         self.n_compiles = 0
 
 
-# Compiled simulators, least recently used first. Bounded: every XLA CPU executable holds
-# thousands of memory mappings, and a long exploration compiles a few per design, which
-# would exhaust the kernel's per-process map limit (vm.max_map_count, 65530 by default;
-# LLVM then fails with "Cannot allocate memory").
-_COMPILED: OrderedDict = OrderedDict()
-MAX_COMPILED = 12
 CHUNK = 400  # cycles per compiled simulation step; runs of any length reuse one compile
 BULK_CYCLES = (400, 800, 400)  # warm-up, window, drain of saturation (bulk) measurements
 
@@ -455,9 +470,10 @@ def _chunk_runner(cfg: MeshConfig, k: int, ctr: _Counter):
     """``(state, rates, keys, w0, w1) -> state`` advancing ``k`` runs by ``CHUNK`` cycles,
     compiled once per (config, batch size)."""
     key = (cfg, k, CHUNK)
-    hit = _COMPILED.get(key)
+    sims = ctr.cache.simulators
+    hit = sims.get(key)
     if hit is not None:
-        _COMPILED.move_to_end(key)
+        sims.move_to_end(key)
     else:
         t = time.perf_counter()
         init = make_mesh_sim(cfg)[0]
@@ -471,9 +487,9 @@ def _chunk_runner(cfg: MeshConfig, k: int, ctr: _Counter):
         keys = jax.random.split(jax.random.PRNGKey(0), k)
         fn = f.lower(s0, jnp.zeros(k, jnp.float32), keys, jnp.int32(0), jnp.int32(1)).compile()
         hit = (fn, s0)
-        _COMPILED[key] = hit
-        while len(_COMPILED) > MAX_COMPILED:
-            _COMPILED.popitem(last=False)
+        sims[key] = hit
+        while len(sims) > ctr.cache.max_simulators:
+            sims.popitem(last=False)
         ctr.compile_s += time.perf_counter() - t
         ctr.n_compiles += 1
     return hit
@@ -804,7 +820,9 @@ _f0_pieces_batch = jax.jit(
 )
 
 
-def f1_planned_cost(design: WaferDesign, workload, tech, *, mapping=None, max_cycles=16000):
+def f1_planned_cost(
+    design: WaferDesign, workload, tech, *, mapping=None, max_cycles=16000, cache=None
+):
     """Router-cycles an F1 evaluation of ``design`` will simulate, known before simulating.
 
     F1's windows and run lengths follow from F0's pieces (the GEMM loads set the window
@@ -817,6 +835,7 @@ def f1_planned_cost(design: WaferDesign, workload, tech, *, mapping=None, max_cy
         design: one design, or a batch (leading axis on every leaf) with a ``mapping`` batch.
         workload, tech, max_cycles: as :func:`evaluate_f1`.
         mapping: as :func:`evaluate_f1` (required for a batch).
+        cache: as :func:`evaluate_f1` (reuses F0's best-mapping evaluator).
 
     Returns:
         Router-cycles (``sum runs x routers x cycles``) of the mandatory simulation runs: an
@@ -824,7 +843,7 @@ def f1_planned_cost(design: WaferDesign, workload, tech, *, mapping=None, max_cy
     """
     if jnp.ndim(design.macs_per_core) == 0:
         if mapping is None:
-            mapping = _best_mapping(design, workload, tech)
+            mapping = _best_mapping(design, workload, tech, cache)
         phys = physical_wsc(design, tech)
         pc = _f0_pieces_jit(design, tech, phys, workload, mapping)
         pc = {k: np.asarray(v, float) for k, v in pc.items()}
@@ -845,18 +864,17 @@ def f1_planned_cost(design: WaferDesign, workload, tech, *, mapping=None, max_cy
     )
 
 
-_EVALUATORS: dict = {}
-
-
-def _best_mapping(design, workload, tech):
+def _best_mapping(design, workload, tech, cache: F1Cache | None = None):
+    """F0's best mapping (step time) of one design, from the full wafer mapping table."""
     from ..metrics._evaluate import default_mappings, make_evaluator
 
     maps = default_mappings(design, workload)
+    evaluators = cache.evaluators if cache is not None else {}
     key = (id(workload), id(tech), maps.size())
-    hit = _EVALUATORS.get(key)
+    hit = evaluators.get(key)
     if hit is None or hit[0] is not workload or hit[1] is not tech:
         hit = (workload, tech, make_evaluator(workload, mappings=maps, tech=tech), maps)
-        _EVALUATORS[key] = hit
+        evaluators[key] = hit
     res = hit[2](design)
     maps = hit[3]
     i = int(np.asarray(res.mapping_index).reshape(-1)[0])
@@ -878,6 +896,7 @@ def evaluate_f1(
     seed: int = 0,
     max_cycles: int = 16000,
     metrics0: Metrics | None = None,
+    cache: F1Cache | None = None,
 ) -> tuple[Metrics, F1Cost]:
     """F1 metrics of one wafer design for a training workload, and what F1 cost.
 
@@ -892,6 +911,8 @@ def evaluate_f1(
             relaxation times of their highest load (``window_cycles``), up to this; bulk
             (saturation) windows run 1,600 cycles (or ``max_cycles`` if less).
         metrics0: F0's metrics of (design, mapping), if already computed.
+        cache: an :class:`F1Cache` to reuse compiled simulators and evaluators across calls
+            (the caller's; default: this call's own).
 
     Returns:
         ``(metrics, cost)``: :class:`~theseus_jax.Metrics` with F1's step time and breakdown
@@ -906,14 +927,15 @@ def evaluate_f1(
         raise TypeError(f"evaluate_f1 models training, got {type(workload).__name__}")
     if jnp.ndim(design.macs_per_core) != 0:
         raise ValueError("evaluate_f1 takes one design (scalar leaves), not a batch")
+    cache = cache if cache is not None else F1Cache()
     if mapping is None:
-        mapping = _best_mapping(design, workload, tech)
+        mapping = _best_mapping(design, workload, tech, cache)
     if metrics0 is None:
         metrics0 = _f0_step_jit(design, tech, workload, mapping)
     phys = physical_wsc(design, tech)
     pc = _f0_pieces_jit(design, tech, phys, workload, mapping)
     pc = {k: np.asarray(v, float) for k, v in pc.items()}
-    ctr = _Counter()
+    ctr = _Counter(cache)
     rho = f0_rho(pc)
     curve, gcfg = _gemm_window(pc, tech, rho, max_cycles=max_cycles, seed=seed, ctr=ctr)
     factor, wait = pace(curve, rho, pc["t_bw"], pc["hops"], 1.0 / float(pc["clock_hz"]))
