@@ -118,7 +118,12 @@ def gpu_training_step(sys, workload, mp) -> Metrics:
     # tiles; HBM sees Q, K, V and the output only (no s x s matrix)
     f_attn = ops.gemm_flops() * is_attn * _causal_fraction(workload.seq_len)
     t_fa = safe_div(f_attn, peak16 * sys.gemm_efficiency)
-    qkvo_bytes = 2.0 * ops.count * ops.m * ops.k * is_attn  # per GEMM of the pair: ~2 s d
+    # score = Q K^T reads Q (m x k) and K (n x k); AV reads V (k x n) and writes O (m x n):
+    # the (s/cp) x s score matrix is never an HBM operand
+    s_idx, av_idx = ATTN_CORE
+    qk = ops.m[s_idx] * ops.k[s_idx] + ops.n[s_idx] * ops.k[s_idx]
+    vo = ops.k[av_idx] * ops.n[av_idx] + ops.m[av_idx] * ops.n[av_idx]
+    qkvo_bytes = 2.0 * ops.count * (jnp.zeros(N_GEMMS).at[s_idx].set(qk).at[av_idx].set(vo))
     t_g = jnp.where((flash > 0) & (is_attn > 0), t_fa, t_g)
     bytes_g = jnp.where((flash > 0) & (is_attn > 0), qkvo_bytes, bytes_g)
     passes = 3.0 + full + sel * is_attn  # fwd + 2x bwd + recompute
