@@ -49,6 +49,12 @@ def test_store_roundtrip_and_errors(tmp_path):
         )
     with pytest.raises(FileExistsError, match="--resume"):
         RunStore.create(tmp_path / "r", {})
+    # an empty file (what a reader's sqlite3.connect leaves behind) is not a run
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / DB_NAME).touch()
+    RunStore.create(tmp_path / "e", {"method": "random"}).close()
+    with RunStore.open(tmp_path / "e") as st:
+        assert st.config() == {"method": "random"}
     with pytest.raises(FileNotFoundError, match="explore"):
         RunStore.open(tmp_path / "nothing")
     with RunStore.open(tmp_path / "r") as st:
@@ -120,7 +126,8 @@ def _records(run_dir):
 
 def _n_evals(run_dir) -> int:
     try:
-        con = sqlite3.connect(str(run_dir / DB_NAME), timeout=1.0)
+        # read-only: never create the file the run under test is about to create
+        con = sqlite3.connect(f"file:{run_dir / DB_NAME}?mode=ro", uri=True, timeout=1.0)
         n = con.execute("SELECT COUNT(*) FROM evals").fetchone()[0]
         con.close()
         return n

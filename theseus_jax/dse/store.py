@@ -128,7 +128,8 @@ class RunStore:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / DB_NAME
-        if path.exists():
+        # an empty file is no run (a reader's sqlite3.connect creates one): start here
+        if path.exists() and path.stat().st_size > 0:
             raise FileExistsError(
                 f"{path} already holds a run: continue it with --resume {run_dir}, or choose "
                 "another --out directory"
