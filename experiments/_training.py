@@ -70,7 +70,7 @@ def _best_gpu(system, wl) -> dict:
 def gpu_baselines(model: str, case_id: str) -> dict:
     """A100 cluster of the Megatron run (modelled, best mapping; and the measurement) and the
     H100 cluster of the same peak (whole 8-GPU nodes, modelled, best mapping)."""
-    from theseus_jax.cli._common import with_gpus
+    from theseus_jax.design import with_gpus
     from theseus_jax.validate._cases import training_setup
 
     wl = tj.load_training_workload(model)
@@ -204,7 +204,8 @@ def improvement(tput, power, feasible, t_base, p_base):
 def tech_draws(tech_name: str, n: int, seed: int):
     """``(techs, table)``: ``n`` draws of the ranged technology constants (batched Tech) and
     ``{constant: (n,) values}``."""
-    from theseus_jax.tech import draws_table, load_tech_ranges, sample_techs
+    from theseus_jax.io import load_tech_ranges
+    from theseus_jax.tech import draws_table, sample_techs
 
     ranges = load_tech_ranges(tech_name)
     tech = tj.load_tech(tech_name)
@@ -260,8 +261,8 @@ def design_columns(designs, space_names=None) -> list[dict]:
 def wafer_at_peak(name: str, peak_flops: float):
     """A wafer system config (e.g. ``wse2``, ``dojo_tile``) with the whole number of wafers
     whose peak is closest in ratio to ``peak_flops`` (same rule as the iso-peak space)."""
-    from theseus_jax.design._space import iso_peak_count
     from theseus_jax.io import design_from_dict, design_to_dict
+    from theseus_jax.space import iso_peak_count
 
     w = tj.load_system(name)
     vals = design_to_dict(w)

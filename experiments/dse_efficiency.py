@@ -31,6 +31,7 @@ pinned so that F1 compiles few simulators) checks the plumbing, not the claim.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -185,9 +186,9 @@ def run_one(
     prob = problems.get(cfg.seed) if problems is not None else None
     if prob is None:
         prob = make_problem(cfg)
-        if f0_bias:  # this study's own problem (not shared with anyone): bias its F0 power
+        if f0_bias:  # this study's own problem: a copy with biased F0 power (same reference)
             u = prob.unit[:, list(prob.space.names).index("clock_hz")]
-            prob.f0_power = prob.f0_power * 10.0 ** (f0_bias * (u - 0.5))
+            prob = dataclasses.replace(prob, f0_power=prob.f0_power * 10.0 ** (f0_bias * (u - 0.5)))
         if problems is not None:
             problems[cfg.seed] = prob
     run_dir = Path(runs) / f"seed{seed}" / method

@@ -64,7 +64,7 @@ def add_args(p) -> None:
 
 def _gpu(name, n, wl):
     import theseus_jax as tj
-    from theseus_jax.cli._common import with_gpus
+    from theseus_jax.design import with_gpus
 
     r = tj.evaluate(with_gpus(tj.load_system(name), n), wl)
     return _base(name, n, r.metrics)

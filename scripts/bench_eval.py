@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theseus_jax.design._space import load_space
 from theseus_jax.io import load_system, load_tech
 from theseus_jax.mapping import (
     enumerate_gpu_inference_mappings,
@@ -36,6 +35,7 @@ from theseus_jax.mapping import (
     enumerate_wafer_mappings,
 )
 from theseus_jax.metrics._evaluate import make_evaluator
+from theseus_jax.space import load_space
 from theseus_jax.workload import load_inference_workload, load_training_workload
 
 

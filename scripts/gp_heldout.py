@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy.stats import kendalltau, spearmanr
 
 VARIANTS = ("f0", "gp_f1", "gp_f0mean", "gp_f0feat", "ar1")
 OBJECTIVES = ("log10_tokens_per_s", "log10_power_w")
@@ -217,33 +218,21 @@ def load_dataset(runs_dir, *, n_extra: int, seed: int, log=print) -> Dataset:
 # ---------------------------------------------------------------------------------------------
 
 
-def _ranks(a) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank."""
-    a = np.asarray(a, float)
-    order = np.argsort(a, kind="mergesort")
-    r = np.empty(a.size, float)
-    r[order] = np.arange(1, a.size + 1)
-    _, inv, cnt = np.unique(a, return_inverse=True, return_counts=True)
-    sums = np.bincount(inv, weights=r)
-    return (sums / cnt)[inv]
+def _untied(a, b) -> bool:
+    """Both samples have at least two distinct values (else a rank correlation is undefined)."""
+    return a.size >= 2 and np.ptp(a) > 0 and np.ptp(b) > 0
 
 
 def spearman(a, b) -> float:
-    """Spearman rank correlation (Pearson correlation of average ranks)."""
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float(np.sum(ra * ra) * np.sum(rb * rb)))
-    return float(np.sum(ra * rb) / den) if den > 0 else float("nan")
+    """Spearman rank correlation (:func:`scipy.stats.spearmanr`); nan when undefined."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(spearmanr(a, b).statistic) if _untied(a, b) else float("nan")
 
 
 def kendall_tau_b(a, b) -> float:
-    r"""Kendall's tau-b, :math:`(n_c - n_d)/\sqrt{(n_0 - n_1)(n_0 - n_2)}` (O(n^2))."""
+    """Kendall's tau-b (:func:`scipy.stats.kendalltau`); nan when undefined."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    iu = np.triu_indices(a.size, 1)
-    da = np.sign(a[:, None] - a[None, :])[iu]
-    db = np.sign(b[:, None] - b[None, :])[iu]
-    den = math.sqrt(float(np.sum(da != 0)) * float(np.sum(db != 0)))
-    return float(np.sum(da * db) / den) if den > 0 else float("nan")
+    return float(kendalltau(a, b).statistic) if _untied(a, b) else float("nan")
 
 
 def gaussian_lpd(y, mean, var) -> float:

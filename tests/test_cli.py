@@ -90,7 +90,7 @@ def test_eval_unknown_model(capsys, name, suggestion):
     assert main(["eval", "a100_dgx", name]) == 2
     err = capsys.readouterr().err
     assert err.startswith("theseus eval: error:")
-    assert f"Unknown model {name!r}" in err
+    assert f"unknown model {name!r}" in err
     assert suggestion in err
     assert "Traceback" not in err
 

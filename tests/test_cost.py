@@ -11,20 +11,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import with_leaves
 
 from theseus_jax._violations import Violation, describe
 from theseus_jax.cost.gpu import gpu_training_step
 from theseus_jax.cost.physical import physical_wsc
-from theseus_jax.design import load_space
-from theseus_jax.io import load_system, load_tech
 from theseus_jax.mapping import (
     MAPPING_FIELDS,
     Mapping,
     enumerate_gpu_mappings,
     enumerate_wafer_mappings,
 )
+from theseus_jax.metrics import METRIC_FIELDS
 from theseus_jax.metrics._evaluate import evaluate_mappings, evaluate_point, explain, make_evaluator
-from theseus_jax.metrics._metrics import METRIC_FIELDS
+from theseus_jax.space import load_space
 from theseus_jax.workload import load_training_workload, megatron_model_flops_per_step
 
 FLOPS_RTOL = 1e-3  # float32 leaves; FLOP counts reach 1e24
@@ -47,16 +47,6 @@ PP_MAPPINGS = (
     dict(tp=2, pp=2, dp=2, micro_batch=4, interleave=2),
     dict(tp=1, pp=8, dp=1, micro_batch=1),
 )
-
-
-def _with(module, **kw):
-    """Copy of an eqx.Module with some float leaves replaced (same shapes)."""
-    names = tuple(kw)
-    return eqx.tree_at(
-        lambda m: tuple(getattr(m, k) for k in names),
-        module,
-        tuple(jnp.asarray(kw[k], dtype=jnp.float32) for k in names),
-    )
 
 
 def _scale(module, name, factor):
@@ -86,26 +76,6 @@ _gpu_table = jax.jit(evaluate_mappings)  # (system, workload, mappings, None)
 _wafer_point = jax.jit(evaluate_point)  # (design, workload, mapping, tech)
 # designs (leading axis) x mappings (leading axis); tech is an argument so tweaks do not recompile
 _wafer_table = jax.jit(jax.vmap(evaluate_mappings, in_axes=(0, None, None, None)))
-
-
-@pytest.fixture(scope="module")
-def n7():
-    return load_tech("n7")
-
-
-@pytest.fixture(scope="module")
-def a100():
-    return load_system("a100_dgx")
-
-
-@pytest.fixture(scope="module")
-def wse2():
-    return load_system("wse2")
-
-
-@pytest.fixture(scope="module")
-def xl():
-    return load_training_workload("gpt3-xl")
 
 
 # =============================================================================================
@@ -181,7 +151,7 @@ def test_gpu_model_flops_independent_of_mapping(a100):
     # (no padded micro-batches), so every row must report the same number.
     # Regression: model FLOPs must not depend on the mapping (logits once, not per stage).
     wl = load_training_workload("gpt3-175b")
-    sys64 = _with(a100, n_gpus=64)
+    sys64 = with_leaves(a100, n_gpus=64)
     maps = enumerate_gpu_mappings(wl, 64, flags=False)
     mf = np.asarray(_gpu_table(sys64, wl, maps, None).model_flops, np.float64)
     oracle = float(megatron_model_flops_per_step(wl))
@@ -241,7 +211,7 @@ def gpu_mono(a100):
     # both tables have 700 rows, so one compiled evaluator serves both
     for name, n, rows, stress in (("gpt3-175b", 64, 300, 400), ("megatron-1.7b", 32, 700, 0)):
         wl = load_training_workload(name)
-        sysn = _with(a100, n_gpus=n)
+        sysn = with_leaves(a100, n_gpus=n)
         maps = _gpu_grid(wl, n, rows, 0, stress=stress)
         base = np.asarray(_gpu_table(sysn, wl, maps, None).step_time_s)
         cases.append((name, sysn, wl, maps, base))
@@ -315,7 +285,9 @@ def test_wafer_more_bandwidth_or_clock_is_never_slower(wafer_mono, n7, xl, field
 
 def _relaxed(tech):
     """Power, power-density and yield limits lifted: only memory capacity and geometry bind."""
-    return _with(tech, max_wafer_power_w=1e12, max_power_density_w_per_m2=1e12, min_wafer_yield=0.0)
+    return with_leaves(
+        tech, max_wafer_power_w=1e12, max_power_density_w_per_m2=1e12, min_wafer_yield=0.0
+    )
 
 
 def test_wafer_more_sram_never_makes_the_best_mapping_slower(n7, xl, wafer_mono):
@@ -375,7 +347,7 @@ def test_gpu_higher_idle_power_never_lowers_power(gpu_mono):
 
 def test_gpu_model_too_big_for_hbm_is_flagged(a100):
     wl = load_training_workload("gpt3-175b")
-    m = _gpu_step(_with(a100, n_gpus=8), wl, Mapping(tp=1, pp=1, dp=8, micro_batch=1))
+    m = _gpu_step(with_leaves(a100, n_gpus=8), wl, Mapping(tp=1, pp=1, dp=8, micro_batch=1))
     assert not bool(m.feasible)
     assert "MEMORY_CAPACITY" in describe(int(m.violations))
     assert float(m.mem_bytes) > float(m.mem_capacity_bytes)
@@ -383,7 +355,7 @@ def test_gpu_model_too_big_for_hbm_is_flagged(a100):
     assert "MEMORY_CAPACITY" in explain(m)
     # the same model sharded over 64 GPUs fits
     ok = _gpu_step(
-        _with(a100, n_gpus=64), wl, Mapping(tp=8, pp=8, dp=1, micro_batch=1, recompute=2)
+        with_leaves(a100, n_gpus=64), wl, Mapping(tp=8, pp=8, dp=1, micro_batch=1, recompute=2)
     )
     assert bool(ok.feasible), describe(int(ok.violations))
     assert explain(ok) == "feasible"
@@ -392,7 +364,7 @@ def test_gpu_model_too_big_for_hbm_is_flagged(a100):
 def test_gpu_metrics_finite_for_every_row_incl_infeasible(a100):
     wl = load_training_workload("gpt3-175b")
     maps = enumerate_gpu_mappings(wl, 64, flags=False)
-    m = _gpu_table(_with(a100, n_gpus=64), wl, maps, None)
+    m = _gpu_table(with_leaves(a100, n_gpus=64), wl, maps, None)
     _assert_all_finite(m, "gpt3-175b x 64 GPUs")
     feas = np.asarray(m.feasible)
     assert feas.any() and (~feas).any()
@@ -403,7 +375,7 @@ def test_gpu_metrics_finite_for_every_row_incl_infeasible(a100):
 
 
 def test_wafer_core_too_big_for_reticle_is_flagged(wse2, n7, xl):
-    huge = _with(wse2, sram_bytes_per_core=2 * 2**20, core_rows=128, core_cols=128)
+    huge = with_leaves(wse2, sram_bytes_per_core=2 * 2**20, core_rows=128, core_cols=128)
     m = _wafer_point(huge, xl, Mapping(tp=4, pp=1, dp=0, micro_batch=1), n7)
     names = describe(int(m.violations))
     assert "CORE_AREA" in names
@@ -420,7 +392,7 @@ def test_explain_on_a_table_names_each_row(a100):
     cols = {k: np.asarray([getattr(Mapping(), k)] * 2) for k in MAPPING_FIELDS}
     cols.update(tp=[1, 8], pp=[1, 8], dp=[8, 1], micro_batch=[1, 1], recompute=[0, 2])
     maps = Mapping.from_columns(cols)
-    m = _gpu_table(_with(a100, n_gpus=64), wl, maps, None)
+    m = _gpu_table(with_leaves(a100, n_gpus=64), wl, maps, None)
     assert explain(m, 0) == "infeasible: MEMORY_CAPACITY"
     assert explain(m, 1) == "feasible"
 
@@ -429,7 +401,7 @@ def test_noc_flow_terms_closed_form(n7):
     """Credit round trip t_crt = 2 hop + 1 cycles (Dally & Towles sec. 13.3): a VC of B flits
     keeps min(1, B P / t_crt) of a link of period P; a 512-bit packet holds a w-bit link for
     min(8, max(1, 512 / w)) flits x P cycles (fractional in F0)."""
-    from theseus_jax.cost.wafer import noc_flow_terms
+    from theseus_jax.cost.noc import noc_flow_terms
 
     base = load_space("theseus_2024").sample(jax.random.PRNGKey(3), 1)
     base = jax.tree_util.tree_map(lambda a: a[0], base)
@@ -438,7 +410,7 @@ def test_noc_flow_terms_closed_form(n7):
     for b in (1, 2, 3, 4):
         for w, flits in ((32, 8), (64, 8), (96, 512 / 96), (128, 4), (512, 1), (4096, 1)):
             for ratio, cross in ((1.0, 0.0), (0.5, 1.0), (0.25, 1.0), (0.5, 0.0)):
-                d = _with(base, buffer_depth=b, link_bits_per_cycle=w, d2d_bw_ratio=ratio)
+                d = with_leaves(base, buffer_depth=b, link_bits_per_cycle=w, d2d_bw_ratio=ratio)
                 eta, s = noc_flow_terms(d, n7, cross)
                 period = 1.0 / ratio if cross else 1.0
                 np.testing.assert_allclose(float(eta), min(1.0, b * period / t_crt), rtol=1e-6)

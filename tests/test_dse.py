@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from theseus_jax._violations import Violation
-from theseus_jax.design import load_space
 from theseus_jax.dse.nsga2 import (
     constrained_dominance,
     crowding_distance,
@@ -36,6 +35,7 @@ from theseus_jax.dse.pareto import (
 from theseus_jax.dse.refine import MARGIN_NAMES, continuous_fields, make_refiner
 from theseus_jax.io import load_tech
 from theseus_jax.mapping import enumerate_wafer_mappings
+from theseus_jax.space import load_space
 from theseus_jax.workload import load_training_workload
 
 # ---------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ lists, and the invariants of each study (improvement definitions, iso-peak, F0-o
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -16,10 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import REPO, read_csv_rows
 
 from theseus_jax.cli.__main__ import main
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(name: str, out: Path, *extra: str) -> dict:
@@ -38,11 +36,6 @@ def _run(name: str, out: Path, *extra: str) -> dict:
     return m
 
 
-def _rows(path: Path) -> list[dict]:
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
-
 def _f(x: str) -> float:
     return float(x) if x not in ("", "nan") else math.nan
 
@@ -50,7 +43,7 @@ def _f(x: str) -> float:
 def test_training_vs_gpu_and_wsc_share_explorations(tmp_path):
     runs = tmp_path / "runs"
     m = _run("train_vs_gpu", tmp_path / "train_vs_gpu", "--runs", str(runs))
-    rows = _rows(tmp_path / "train_vs_gpu" / "improvements.csv")
+    rows = read_csv_rows(tmp_path / "train_vs_gpu" / "improvements.csv")
     assert {r["baseline"] for r in rows} == {
         "A100 (model, best mapping)",
         "A100 (Megatron measured)",
@@ -65,14 +58,14 @@ def test_training_vs_gpu_and_wsc_share_explorations(tmp_path):
         assert _f(r["perf_gain"]) == pytest.approx(gain, rel=1e-4)
         q = [_f(r[f"perf_gain_q{k}"]) for k in ("05", "50", "95")]
         assert q[0] <= q[1] <= q[2]
-    base = _rows(tmp_path / "train_vs_gpu" / "baselines.csv")[0]
+    base = read_csv_rows(tmp_path / "train_vs_gpu" / "baselines.csv")[0]
     # the measured Megatron run is slower than the model's best mapping (full recompute)
     assert _f(base["a100_measured_tokens_per_s"]) < _f(base["a100_model_tokens_per_s"])
     assert any("power" in c["claim"] for c in m["claims"])
 
     _run("train_vs_wsc", tmp_path / "train_vs_wsc", "--runs", str(runs))
     assert len([p for p in runs.iterdir() if p.name.startswith("megatron")]) == 1
-    rows = _rows(tmp_path / "train_vs_wsc" / "improvements.csv")
+    rows = read_csv_rows(tmp_path / "train_vs_wsc" / "improvements.csv")
     assert {r["baseline"] for r in rows} == {"WSE-2-like (stitched)", "Dojo-like (InFO-SoW)"}
     for r in rows:
         assert int(r["baseline_wafers"]) >= 1 and _f(r["baseline_tokens_per_s"]) > 0
@@ -81,7 +74,7 @@ def test_training_vs_gpu_and_wsc_share_explorations(tmp_path):
 def test_inference_vs_baselines_is_f0_only(tmp_path):
     m = _run("inference_vs_baselines", tmp_path / "inf")
     assert any("F0 only" in n for n in m["notes"])
-    rows = _rows(tmp_path / "inf" / "improvements.csv")
+    rows = read_csv_rows(tmp_path / "inf" / "improvements.csv")
     assert {r["baseline"] for r in rows} >= {"H100", "A100 iso-peak"}
     for r in rows:
         if r["baseline"] in ("H100", "A100 iso-peak"):
@@ -98,7 +91,7 @@ def test_inference_vs_baselines_is_f0_only(tmp_path):
 
 def test_case_studies_and_report(tmp_path):
     m = _run("case_studies", tmp_path / "case_studies")
-    rows = _rows(tmp_path / "case_studies" / "levels.csv")
+    rows = read_csv_rows(tmp_path / "case_studies" / "levels.csv")
     facs = {r["factor"] for r in rows}
     assert {"core_granularity", "dram", "integration", "reticle_utilisation"} <= facs
     for r in rows:

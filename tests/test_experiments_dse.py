@@ -10,7 +10,6 @@ looser, since a shared machine can be slower.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -20,8 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from _helpers import REPO, read_csv_rows
 
 
 def _run(name: str, out: Path, *extra: str) -> dict:
@@ -45,11 +43,6 @@ def _run(name: str, out: Path, *extra: str) -> dict:
     return m
 
 
-def _rows(path: Path) -> list[dict]:
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
-
 def _finite(rows: list[dict], cols) -> None:
     for r in rows:
         for c in cols:
@@ -67,7 +60,7 @@ def test_dse_efficiency_smoke(tmp_path):
 
     methods = ["mfbo", "sfbo", "random", "nsga2", "f0"]
     hv_cols = ["hv_median", "hv_q25", "hv_q75", "hv_min", "hv_max"]
-    rows = _rows(out / "hv_vs_cost.csv")
+    rows = read_csv_rows(out / "hv_vs_cost.csv")
     assert set(rows[0]) == {"cost_s", "method", *hv_cols, "n_seeds"}
     _finite(rows, ["cost_s", *hv_cols])
     assert {r["method"] for r in rows} == set(methods)
@@ -83,7 +76,7 @@ def test_dse_efficiency_smoke(tmp_path):
         q = [float(r[c]) for c in ("hv_min", "hv_q25", "hv_median", "hv_q75", "hv_max")]
         assert q == sorted(q), r
     # the best method of each seed defines 1
-    per_seed = _rows(out / "per_seed.csv")
+    per_seed = read_csv_rows(out / "per_seed.csv")
     assert {(r["seed"], r["method"]) for r in per_seed} == {
         (s, mt) for s in ("0", "1") for mt in methods
     }
@@ -99,13 +92,25 @@ def test_fidelity_agreement_smoke(tmp_path):
     out = tmp_path / "fidelity_agreement"
     n = 4
     m = _run("fidelity_agreement", out, "--n", str(n))
-    assert {t["file"] for t in m["tables"]} == {"designs.csv"}
-    assert {f["file"] for f in m["figures"]} == {"f0_vs_f1.png", "error_hist.png"}
+    assert {t["file"] for t in m["tables"]} == {"designs.csv", "inference_designs.csv"}
+    assert {f["file"] for f in m["figures"]} == {
+        "f0_vs_f1.png",
+        "error_hist.png",
+        "inference_f0_vs_f1.png",
+    }
+    assert m["claims"][1]["claim"] == "F0 ranks designs as F1 does (inference)"
+    inf = read_csv_rows(out / "inference_designs.csv")
+    assert len(inf) == n
+    _finite(inf, ["f0_time_s", "f1_time_s", "f0_tpot_s", "f1_tpot_s", "rel_err"])
+    for r in inf:
+        f0, f1 = float(r["f0_time_s"]), float(r["f1_time_s"])
+        assert float(r["rel_err"]) == pytest.approx(abs(f1 - f0) / f1, rel=1e-4, abs=2e-5)
+        assert 0 < float(r["min_gemm_factor"]) <= 1
     claim = m["claims"][0]
     assert claim["claim"] == "F0 ranks designs as F1 does"
     assert claim["ours"].startswith("Kendall tau ") and "mean |err|" in claim["ours"]
 
-    rows = _rows(out / "designs.csv")
+    rows = read_csv_rows(out / "designs.csv")
     assert len(rows) == n
     cols = [
         "f0_step_s",

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import REPO
 
 from theseus_jax.dse.explore import ExploreConfig, greedy_hv_pick, make_problem
 from theseus_jax.dse.pareto import hypervolume_2d, pareto_mask
 from theseus_jax.dse.store import DB_NAME, RunStore
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_store_roundtrip_and_errors(tmp_path):
@@ -68,7 +67,7 @@ def test_store_roundtrip_and_errors(tmp_path):
 def _tiny_space(tmp_path) -> Path:
     """theseus_2024 with the router and core array fixed: every design shares the F1
     simulation windows, so the simulators compile once per process."""
-    s = json.loads((ROOT / "configs/spaces/theseus_2024.json").read_text())
+    s = json.loads((REPO / "configs/spaces/theseus_2024.json").read_text())
     s["name"] = "tiny_noc"
     fixed = dict(
         n_vcs=(4, "1"),
@@ -227,26 +226,43 @@ def test_greedy_hv_pick_matches_brute_force(seed):
 def test_f0_guided_initial_design_and_f0_baseline_order():
     """mfbo (f0mean) spends its initial F1 design on F0's greedy hypervolume picks; the F0
     baseline's order starts with F0's Pareto designs, each adding F0 hypervolume."""
-    from theseus_jax.dse.explore import _decades, _driver
+    import jax
+
+    from theseus_jax.dse.explore import METHODS, Evaluation, decades
 
     cfg = ExploreConfig(workload="gpt3-xl", pool=64, seed=2, n_init=3, budget_s=5.0)
     prob = make_problem(cfg)
-    pts = _decades(prob.f0_tput, prob.f0_power, prob.ref)
-    drv = _driver(cfg, prob)
-    ((i0, lvl),) = drv.ask()
+    key = jax.random.PRNGKey(cfg.seed)
+    pts = decades(prob.f0_tput, prob.f0_power, prob.ref)
+    mfbo = METHODS["mfbo"]
+    state = mfbo.init(cfg, prob, key)
+    ((i0, lvl),), after_ask = mfbo.ask(state)
+    assert after_ask is state  # BO's ask does not change the state
     cost = prob.f1_planned_cost_s
     assert np.all(cost > 0)
     assert lvl == "f1" and i0 == greedy_hv_pick(pts, np.zeros((0, 2)), None, cost)[0]
     # after F1 reports a (made-up) result for it, the next pick extends the F1 front
-    r = dict(tokens_per_s=float(prob.f0_tput[i0]) * 0.9, power_w=float(prob.f0_power[i0]))
-    drv.tell([(i0, "f1", dict(r, feasible=True))])
-    ((i1, _),) = drv.ask()
+    ev = Evaluation(
+        index=i0,
+        level="f1",
+        tokens_per_s=float(prob.f0_tput[i0]) * 0.9,
+        power_w=float(prob.f0_power[i0]),
+        feasible=True,
+        violations=0,
+        cost_s=1.0,
+        wall_s=0.0,
+    )
+    told = mfbo.tell(state, [ev])
+    assert state.evaluated == frozenset() and state.f1_pts == ()  # the old state is intact
+    assert told.evaluated == {i0} and len(told.f1_pts) == 1
+    ((i1, _),), _ = mfbo.ask(told)
     taken = np.zeros(prob.size, bool)
     taken[i0] = True
-    f1_pts = _decades(r["tokens_per_s"], r["power_w"], prob.ref)
+    f1_pts = decades(ev.tokens_per_s, ev.power_w, prob.ref)
     assert i1 == greedy_hv_pick(pts, f1_pts, taken, cost)[0]
+    assert mfbo.ask(state)[0] == ((i0, "f1"),)  # asking the old state again: the same pick
 
-    f0 = _driver(dataclasses.replace(cfg, method="f0"), prob)
+    f0 = METHODS["f0"].init(dataclasses.replace(cfg, method="f0"), prob, key)
     head = f0.order[: f0.n_greedy]
     # every step adds F0 hypervolume; the greedy part covers F0's whole front (a Pareto
     # design always adds some), after which nothing adds any
@@ -255,6 +271,79 @@ def test_f0_guided_initial_design_and_f0_baseline_order():
     front = np.nonzero(pareto_mask(prob.f0_tput, prob.f0_power))[0]
     assert set(front.tolist()) <= set(head.tolist())
     assert sorted(f0.order.tolist()) == list(range(prob.size))
+    props, f0_next = METHODS["f0"].ask(f0)
+    assert props == ((int(f0.order[0]), "f1"),) and (f0.pos, f0_next.pos) == (0, 1)
+
+
+def test_methods_problem_and_evaluations_are_immutable(tmp_path):
+    """METHODS is read-only, a Problem cannot be changed (fields frozen, arrays read-only;
+    dataclasses.replace derives a new one), and an Evaluation survives the store."""
+    import jax
+
+    from theseus_jax.dse.explore import METHOD_NAMES, METHODS, Evaluation
+
+    assert tuple(METHODS) == METHOD_NAMES
+    with pytest.raises(TypeError):
+        METHODS["mine"] = METHODS["random"]  # type: ignore[index]
+    cfg = ExploreConfig(workload="gpt3-xl", pool=32, seed=2, method="random", budget_s=1.0)
+    prob = make_problem(cfg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prob.f0_power = prob.f0_power * 2  # type: ignore[misc]
+    with pytest.raises(ValueError, match="read-only"):
+        prob.f0_power[0] = 1.0
+    biased = dataclasses.replace(prob, f0_power=prob.f0_power * 2)
+    assert biased is not prob and biased.ref == prob.ref  # the reference is kept
+    np.testing.assert_array_equal(biased.f0_power, 2 * prob.f0_power)
+    assert biased.sim_cache is not prob.sim_cache  # a derived problem has its own caches
+    # random: ask and tell return new states and leave the old ones as they were
+    rnd = METHODS["random"]
+    s0 = rnd.init(cfg, prob, jax.random.PRNGKey(0))
+    (p,), s1 = rnd.ask(s0)
+    assert s0.pos == 0 and s1.pos == 1 and rnd.ask(s0)[0] == ((p.index, "f1"),)
+    with pytest.raises(ValueError, match="read-only"):
+        s0.order[0] = 0
+    # Evaluation -> store row -> Evaluation
+    ev = prob.f0(3)
+    ev = ev._replace(level="f1", metrics={"step_time_s": 1.5, "router_cycles": 7})
+    with RunStore.create(tmp_path / "r", cfg.to_json()) as st:
+        st.append(**ev.row(iteration=0, method="random"))
+        (rec,) = st.evaluations()
+    back = Evaluation.from_record(rec)
+    assert back == ev and back.fidelity == 1 and not back.refined
+    assert rec.extra == {"pool_index": 3, "level": "f1", "result": ev.result()}
+
+
+def test_summary_and_plot_carry_the_gpu_reference(tmp_path):
+    """A run's summary names the modelled GPU cluster of comparable peak (F0, best mapping,
+    with units) and draws it on pareto.png."""
+    from theseus_jax.dse.explore import run_explore
+
+    cfg = ExploreConfig(
+        space=str(_tiny_space(tmp_path)),
+        workload="gpt3-xl",
+        pool=32,
+        seed=2,
+        method="random",
+        budget_s=1.0,
+        f1_max_cycles=1200,
+        refine=False,
+    )
+    prob = make_problem(cfg)
+    summary = run_explore(cfg, tmp_path / "r", problem=prob)
+    gpu = summary["gpu_reference"]
+    assert gpu is not None and gpu["label"].startswith("A100 DGX x ")
+    assert "(F0, best mapping)" in gpu["label"] and gpu["fidelity"] == "F0"
+    assert gpu["n_gpus"] % 8 == 0 and gpu["n_gpus"] >= 8
+    assert gpu["tokens_per_s"] > 0 and gpu["power_w"] > 0
+    assert gpu["units"] == {"tokens_per_s": "tokens/s", "power_w": "W", "peak_flops": "FLOP/s"}
+    # comparable size: the whole nodes nearest the pool's median peak that the workload maps
+    # onto (counts without a legal mapping are skipped)
+    assert gpu["target_peak_flops"] == pytest.approx(np.median(prob.f0_peak_flops))
+    assert 0.5 <= gpu["peak_flops"] / gpu["target_peak_flops"] <= 2.0
+    on_disk = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert on_disk["gpu_reference"] == gpu
+    assert (tmp_path / "r" / "pareto.png").stat().st_size > 1000
+    assert prob.gpu_reference() is prob.gpu_reference()  # memoised by the problem
 
 
 # ---- rough edges: a broken database, two writers, contradicting --resume flags ----------

@@ -4,11 +4,11 @@ One small problem (Llama-3-8B, batch 4, 128 in / 16 out, 64 designs in chunks of
 by every test: one compilation, then runs of the same shapes reuse it.
 """
 
-import csv
 import json
 
 import numpy as np
 import pytest
+from _helpers import read_csv_rows
 
 from theseus_jax.cli.__main__ import main
 from theseus_jax.dse import InferenceExploreConfig, run_inference_explore
@@ -47,11 +47,6 @@ def free(tmp_path_factory):
     return d, s, lines
 
 
-def _rows(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _tp(rows) -> np.ndarray:
     """(throughput, power) of CSV rows."""
     return np.array([[float(r["tokens_per_s"]), float(r["power_w"])] for r in rows]).reshape(-1, 2)
@@ -84,7 +79,7 @@ def test_summary_files_and_f0_only_statement(free):
         assert {"tokens_per_s", "power_w", "tpot_s", "ttft_s"} <= set(p)
     assert (d / "pareto.png").stat().st_size > 1000
     assert not list(d.glob(".*.tmp"))  # no temporary left behind
-    designs = _rows(d / "designs.csv")
+    designs = read_csv_rows(d / "designs.csv")
     assert len(designs) == 64
     assert sum(r["feasible"] == "True" for r in designs) == c["feasible"]
     assert all((r["violated"] == "") == (r["feasible"] == "True") for r in designs)
@@ -100,13 +95,29 @@ def test_summary_files_and_f0_only_statement(free):
         "n_wafers",
     ]
     assert "clock_hz" in head and "map_tp" in head and "map_stream" in head
-    assert list(_rows(d / "pareto.csv")[0]) == head[: head.index("feasible")]
+    assert list(read_csv_rows(d / "pareto.csv")[0]) == head[: head.index("feasible")]
+
+
+def test_gpu_reference_in_summary_and_plot(free):
+    """The summary carries the modelled A100 cluster of comparable peak on the same serving
+    workload (F0, best mapping, units given), and the plot is written."""
+    d, s, _ = free
+    gpu = s["gpu_reference"]
+    assert gpu is not None and gpu["label"].startswith("A100 DGX x ")
+    assert "(F0, best mapping)" in gpu["label"] and gpu["fidelity"] == "F0"
+    assert gpu["n_gpus"] % 8 == 0 and gpu["tokens_per_s"] > 0 and gpu["power_w"] > 0
+    assert gpu["units"] == {"tokens_per_s": "tokens/s", "power_w": "W", "peak_flops": "FLOP/s"}
+    designs = read_csv_rows(d / "designs.csv")
+    peaks = [float(r["peak_flops"]) for r in designs if r["feasible"] == "True"]
+    assert gpu["target_peak_flops"] == pytest.approx(float(np.median(peaks)), rel=1e-6)
+    assert 0.5 <= gpu["peak_flops"] / gpu["target_peak_flops"] <= 2.0
+    assert (d / "pareto.png").stat().st_size > 1000
 
 
 def test_pareto_front_is_the_nondominated_feasible_set(free):
     d, s, _ = free
-    front = _tp(_rows(d / "pareto.csv"))
-    feas = _tp([r for r in _rows(d / "designs.csv") if r["feasible"] == "True"])
+    front = _tp(read_csv_rows(d / "pareto.csv"))
+    feas = _tp([r for r in read_csv_rows(d / "designs.csv") if r["feasible"] == "True"])
     assert len(front) == s["n_pareto"]
     assert np.all(np.diff(front[:, 0]) <= 0)  # highest throughput first
 
@@ -124,12 +135,12 @@ def test_tpot_bound_is_respected_and_monotone(free, tmp_path):
     tpot = np.array([p["tpot_s"] for p in s0["pareto"]])
     loose_ms, tight_ms = 1e3 * np.quantile(tpot, 0.9), 1e3 * np.quantile(tpot, 0.1)
     n_compiled = _screen_chunk._cache_size()
-    runs = [(s0, _rows(d0 / "designs.csv"))]
+    runs = [(s0, read_csv_rows(d0 / "designs.csv"))]
     for k, ms in enumerate((loose_ms, tight_ms)):
         cfg = InferenceExploreConfig(**BASE, max_tpot_ms=float(ms))
         s = run_inference_explore(cfg, tmp_path / f"b{k}")
         assert all(p["tpot_s"] <= ms * 1e-3 * (1 + 1e-6) for p in s["pareto"])
-        runs.append((s, _rows(tmp_path / f"b{k}" / "designs.csv")))
+        runs.append((s, read_csv_rows(tmp_path / f"b{k}" / "designs.csv")))
     assert _screen_chunk._cache_size() == n_compiled  # the bound is data: no recompilation
     best = [s["best_tokens_per_s"] for s, _ in runs]
     feasible = [s["counts"]["feasible"] for s, _ in runs]

@@ -6,21 +6,28 @@ import numpy as np
 import pytest
 
 import theseus_jax as tj
-from theseus_jax.fidelity import F1Cache, F1Cost, evaluate_f1, f1_planned_cost, recompose
-from theseus_jax.fidelity._f1 import (
+from theseus_jax.cost.noc import analytic_factors, ideal_factors
+from theseus_jax.fidelity import (
+    F1Cache,
+    F1Cost,
+    NetParams,
+    compose,
+    evaluate_f1,
+    f1_planned_cost,
+    wafer_terms,
+)
+from theseus_jax.fidelity._windows import (
     PACE_FRAC,
-    _best_mapping,
-    _Counter,
-    _f0_pieces_jit,
-    _gemm_plan,
-    _gemm_window,
-    _run_router_cycles,
-    f0_rho,
+    Counter,
+    _chunk_runner,
+    gemm_plan,
+    gemm_window,
     pace,
+    round_chunk,
     window_cycles,
 )
+from theseus_jax.metrics import BREAKDOWN_FIELDS, INFERENCE_METRIC_FIELDS, METRIC_FIELDS
 from theseus_jax.metrics._evaluate import default_mappings
-from theseus_jax.metrics._metrics import BREAKDOWN_FIELDS, METRIC_FIELDS
 
 CYCLES = 1600  # short windows keep the test fast
 
@@ -60,24 +67,33 @@ def _check_planned(d, wl, tech, mp, cost):
     """The planned cost is the evaluation's router-cycles, or that minus the one extra
     paced GEMM run evaluate_f1 adds for an unsustainable load."""
     planned = f1_planned_cost(d, wl, tech, mapping=mp, max_cycles=CYCLES)
-    pc = _f0_pieces_jit(d, tech, tj.physical_wsc(d, tech), wl, mp)
-    pc = {k: np.asarray(v, float) for k, v in pc.items()}
-    cfg, _, service, _, loads, _ = _gemm_plan(pc, tech, f0_rho(pc), CYCLES)
-    extra = _run_router_cycles(cfg, loads.size, window_cycles(service, PACE_FRAC, CYCLES))
+    t = wafer_terms(d, tech, wl, mp)
+    rho = np.asarray(t.streams.rho(), float)
+    cfg, _, service, _, loads, _ = gemm_plan(NetParams.of(d, t.crosses), tech, rho, CYCLES)
+    cyc = window_cycles(service, PACE_FRAC, CYCLES)
+    extra = sum(round_chunk(c) for c in cyc) * loads.size * cfg.n
     assert planned > 0 and cost.router_cycles - planned in (0, extra)
 
 
 def test_f1_wse2(setup):
     tech, wl, _ = setup
     d = tj.load_system("wse2")
-    cache = F1Cache()  # the evaluator F1 compiles for F0's best mapping, reused below
-    m1, cost = evaluate_f1(d, wl, tech, max_cycles=CYCLES, cache=cache)  # mapping: F0's best
-    best = _best_mapping(d, wl, tech, cache)
-    assert len(cache.evaluators) == 1 and cache.simulators  # filled by the F1 call
+    cache = F1Cache()
+    maps = default_mappings(d, wl)
+    # F1 at F0's best mapping, through the public evaluator
+    res = tj.make_evaluator(
+        wl, mappings=maps, tech=tech, fidelity="f1", f1_max_cycles=CYCLES, f1_cache=cache
+    )(d)
+    assert cache.simulators  # filled by the F1 call, kept by the caller
+    best = jax.tree_util.tree_map(lambda a: a[int(res.mapping_index[0])], maps)
+    m1 = jax.tree_util.tree_map(lambda a: a[0], res.metrics)
+    (cost,) = res.f1_costs
     m0 = tj.evaluate_point(d, wl, best, tech)
     _check(m1, m0, cost)
     assert bool(m1.feasible)
     _check_planned(d, wl, tech, best, cost)
+    with pytest.raises(ValueError, match="needs the mapping"):
+        evaluate_f1(d, wl, tech, mapping=None)
 
 
 def test_f1_sampled_design(setup):
@@ -89,30 +105,102 @@ def test_f1_sampled_design(setup):
     assert float(m1.step_time_s) == pytest.approx(float(m0.step_time_s), rel=0.5)
 
 
-def test_recompose_with_ideal_network_is_f0(setup):
-    tech, wl, (d, mp, m0) = setup
-    pc = _f0_pieces_jit(d, tech, tj.physical_wsc(d, tech), wl, mp)
-    pc = {k: np.asarray(v, float) for k, v in pc.items()}
-    parts = recompose(pc, m0)
-    for k, v in parts.items():
-        ref = float(getattr(m0, k))
-        assert v == pytest.approx(ref, rel=2e-3, abs=1e-6 * float(m0.step_time_s)), k
+def _assert_same(a, b, fields, rtol=1e-6):
+    """Equal to ``rtol``; breakdown times (differences of larger terms, in float32) to
+    ``rtol`` of the step / run time they add up to."""
+    main = getattr(b, "step_time_s", None)
+    main = np.asarray(main if main is not None else b.total_time_s, np.float64)
+    for k in fields:
+        x, y = np.asarray(getattr(a, k), np.float64), np.asarray(getattr(b, k), np.float64)
+        atol = rtol * main if k.endswith("_s") else 0.0
+        assert np.all(np.abs(x - y) <= rtol * np.abs(y) + atol), (k, x, y)
+
+
+def _f0_factors(d, tech, wl, mp):
+    t = wafer_terms(d, tech, wl, mp)
+    return analytic_factors(t.streams, t.eta_reticle)
+
+
+def test_f1_with_f0_factors_is_f0_training(setup):
+    """One term definition: F1's pipeline composed with F0's own factors gives F0."""
+    tech, wl, (d, mp, _) = setup
+    m0 = tj.evaluate_point(d, wl, mp, tech)
+    m1, cost = evaluate_f1(d, wl, tech, mapping=mp, factors=_f0_factors(d, tech, wl, mp))
+    assert cost.sim_cycles == 0  # composed, not simulated
+    _assert_same(m1, m0, METRIC_FIELDS)
+    # every mapping of the table: compose(terms, analytic factors) == F0, jitted and vmapped
+    maps = default_mappings(d, wl)
+    sub = jax.tree_util.tree_map(lambda a: a[::97], maps)
+    ref = jax.jit(jax.vmap(lambda m: tj.evaluate_point(d, wl, m, tech)))(sub)
+    got = jax.jit(
+        jax.vmap(lambda m: compose(wafer_terms(d, tech, wl, m), _f0_factors(d, tech, wl, m)))
+    )(sub)
+    _assert_same(got, ref, METRIC_FIELDS)
+
+
+def test_f1_with_f0_factors_is_f0_inference(setup):
+    tech = setup[0]
+    d = tj.load_system("wse2")
+    wl = tj.load_inference_workload("llama-3.1-8b", batch=8, prompt_len=512, output_len=32)
+    maps = default_mappings(d, wl)
+    sub = jax.tree_util.tree_map(lambda a: a[::7], maps)
+    ref = jax.vmap(lambda m: tj.evaluate_point(d, wl, m, tech))(sub)
+    got = jax.vmap(lambda m: compose(wafer_terms(d, tech, wl, m), _f0_factors(d, tech, wl, m)))(sub)
+    _assert_same(got, ref, INFERENCE_METRIC_FIELDS)
+
+
+def test_ideal_network_is_a_lower_bound(setup):
+    """Ideal factors (full bandwidth, no waiting) never make a step slower than F0's."""
+    tech, wl, (d, _, _) = setup
+    maps = jax.tree_util.tree_map(lambda a: a[::53], default_mappings(d, wl))
+
+    def both(m):
+        t = wafer_terms(d, tech, wl, m)
+        ideal = compose(t, ideal_factors(t.streams.t_comp_s.shape[0]))
+        return ideal.step_time_s, compose(t, analytic_factors(t.streams, t.eta_reticle)).step_time_s
+
+    ideal, f0 = jax.vmap(both)(maps)
+    assert np.all(np.asarray(ideal) <= np.asarray(f0) * (1 + 1e-6))
+    assert np.any(np.asarray(ideal) < np.asarray(f0) * (1 - 1e-3))  # the network matters
+
+
+def test_f1_inference_wse2(setup):
+    """F1 covers inference: prefill's and decode's GEMM streams simulated (10 streams), the
+    pipeline transfers on the reticle window; times and constraints re-composed."""
+    tech = setup[0]
+    d = tj.load_system("wse2")
+    wl = tj.load_inference_workload("llama-3.1-8b", batch=8, prompt_len=512, output_len=32)
+    maps = default_mappings(d, wl)
+    res0 = tj.make_evaluator(wl, mappings=maps, tech=tech)(d)
+    mp = jax.tree_util.tree_map(lambda a: a[int(res0.mapping_index[0])], maps)
+    m0 = tj.evaluate_point(d, wl, mp, tech)
+    m1, cost = evaluate_f1(d, wl, tech, mapping=mp, max_cycles=CYCLES, metrics0=m0)
+    for f in INFERENCE_METRIC_FIELDS:
+        assert np.all(np.isfinite(np.asarray(getattr(m1, f), float))), f
+    assert len(cost.gemm_factor) == 10 and cost.sim_cycles > 0
+    assert all(0 < f <= 1 for f in cost.gemm_factor) and cost.a2a_factor == 1.0
+    # the compute and memory terms are F0's: F1 moves only the network's share
+    assert float(m1.total_time_s) >= float(m0.total_time_s) * 0.5
+    assert float(m1.decode_compute_s) == pytest.approx(float(m0.decode_compute_s), rel=0.2)
+    with pytest.raises(ValueError, match="not F0's metrics"):
+        bad = jax.tree_util.tree_map(lambda x: x * 2, m0)
+        evaluate_f1(d, wl, tech, mapping=mp, max_cycles=CYCLES, metrics0=bad)
 
 
 def test_factor_is_one_at_low_load_and_below_one_beyond_saturation(setup):
     tech = setup[0]
     # one VC of one flit: the credit loop caps a link well below one flit per cycle
-    pc = dict(n_vcs=1.0, buffer_depth=1.0, link_bits=512.0, d2d_bw_ratio=1.0, crosses=0.0)
-    ctr = _Counter()
+    net = NetParams(1.0, 1.0, 512.0, 1.0, 0.0, 1.0, 1.0)
+    ctr = Counter()
     t_bw, hops, cyc = np.full(7, 1e-3), np.zeros(7), 1e-9  # throughput only
     low = np.full(7, 0.05)
-    curve, _ = _gemm_window(pc, tech, low, max_cycles=CYCLES, seed=0, ctr=ctr)
+    curve, _ = gemm_window(net, tech, low, max_cycles=CYCLES, seed=0, ctr=ctr)
     f_low, w_low = pace(curve, low, t_bw, hops, cyc)
     assert np.allclose(f_low, 1.0, atol=0.02)
     assert np.all(w_low < 1.0)
     assert 0.1 < curve.sat < 0.8
     high = np.full(7, min(1.0, 1.5 * curve.sat))
-    curve2, _ = _gemm_window(pc, tech, high, max_cycles=CYCLES, seed=1, ctr=ctr)
+    curve2, _ = gemm_window(net, tech, high, max_cycles=CYCLES, seed=1, ctr=ctr)
     f_high, w_high = pace(curve2, high, t_bw, hops, cyc)
     assert np.all(f_high < 0.9)
     # paced just below the measured saturation
@@ -138,27 +226,26 @@ def test_planned_cost_batch_equals_one_at_a_time():
         for i in range(6)
     ]
     assert got.shape == (6,) and got.tolist() == one and min(one) > 0
-    with pytest.raises(ValueError, match="needs the batch's mappings"):
-        f1_planned_cost(ds, wl, tech)
+    with pytest.raises(ValueError, match="needs the mapping"):
+        f1_planned_cost(ds, wl, tech, mapping=None)
 
 
 def test_compiled_simulator_cache_is_bounded():
     """A long exploration compiles a few simulators per design; the cache keeps only the
     most recent (each XLA executable holds thousands of memory maps, and the kernel's
     per-process limit would otherwise end the run with 'Cannot allocate memory')."""
-    from theseus_jax.fidelity import _f1
     from theseus_jax.sim import MeshConfig
 
-    cache = _f1.F1Cache(max_simulators=2)
+    cache = F1Cache(max_simulators=2)
     cfgs = [
         MeshConfig(kx=2, ky=2, n_vcs=1, buf_depth=2, queue_cap=8, link_pipe=p) for p in (1, 2, 3)
     ]
-    ctr = _Counter(cache)
+    ctr = Counter(cache)
     for c in (cfgs[0], cfgs[1], cfgs[0], cfgs[2]):
-        _f1._chunk_runner(c, 1, ctr)
+        _chunk_runner(c, 1, ctr)
     # cfgs[0] was used again before cfgs[2] arrived, so cfgs[1] is the one evicted
     assert ctr.n_compiles == 3 and [k[0] for k in cache.simulators] == [cfgs[0], cfgs[2]]
     # the cache is the caller's: another one starts empty, nothing is shared behind it
-    assert not _f1.F1Cache().simulators
+    assert not F1Cache().simulators
     with pytest.raises(ValueError, match="max_simulators"):
-        _f1.F1Cache(max_simulators=0)
+        F1Cache(max_simulators=0)

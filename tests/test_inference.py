@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import SHIPPED_CASES, gpu_system
 
 import theseus_jax as tj
-from theseus_jax._paths import configs_dir
 from theseus_jax._violations import Violation, describe
 from theseus_jax.cli.__main__ import main
 from theseus_jax.cost.inference import forward_ops
@@ -16,17 +16,12 @@ from theseus_jax.validate import validate_cases
 from theseus_jax.workload import load_inference_workload, load_model
 
 
-def _gpus(name, n):
-    s = tj.load_system(name)
-    return eqx.tree_at(lambda x: x.n_gpus, s, jnp.float32(n))
-
-
 @pytest.mark.parametrize("model", ["llama-2-7b", "llama-2-70b", "mixtral-8x7b", "gpt3-xl"])
 def test_prefill_flops_are_2N_per_token_plus_attention(model):
     b, s = 4, 512
     wl = load_inference_workload(model, batch=b, prompt_len=s, output_len=1)
     m = wl.model
-    sysx = _gpus("h100_dgx", 8)
+    sysx = gpu_system("h100_dgx", 8)
     got = tj.evaluate_point(sysx, wl, tj.Mapping(tp=2, pp=2, dp=2, micro_batch=2)).flops
     n_layer = float(m.params_active() - m.embedding_params())  # weights a token passes through
     L, h, V = float(m.n_layers), float(m.d_model), float(m.vocab_size)
@@ -57,7 +52,7 @@ def test_decode_batch1_is_bound_by_memory_bandwidth(sysname, prec):
         "llama-2-70b", batch=1, prompt_len=128, output_len=64, precision=prec
     )
     tp = 4
-    sysx = _gpus(sysname, tp)
+    sysx = gpu_system(sysname, tp)
     m = tj.evaluate_point(sysx, wl, tj.Mapping(tp=tp, micro_batch=1))
     bytes_w = float(wl.model.params_total()) * float(wl.precision_bits) / 8.0
     bound = tp * float(sysx.hbm_bw_bytes_per_s) / bytes_w  # tokens/s if only weights were read
@@ -68,7 +63,7 @@ def test_decode_batch1_is_bound_by_memory_bandwidth(sysname, prec):
 
 def test_decode_faster_with_more_hbm_bandwidth_and_latency_bound_flag():
     wl = load_inference_workload("llama-2-13b", batch=8, prompt_len=256, output_len=32)
-    base = _gpus("a100_dgx", 2)
+    base = gpu_system("a100_dgx", 2)
     mp = tj.Mapping(tp=2, micro_batch=8)
     m0 = tj.evaluate_point(base, wl, mp)
     fast = eqx.tree_at(lambda s: s.hbm_bw_bytes_per_s, base, base.hbm_bw_bytes_per_s * 2)
@@ -98,7 +93,7 @@ def test_wafer_inference_monotone_and_finite():
 
 def test_inference_jit_vmap_equivalence():
     wl = load_inference_workload("llama-2-7b", batch=16, prompt_len=256, output_len=16)
-    base = _gpus("h100_dgx", 8)
+    base = gpu_system("h100_dgx", 8)
     table = enumerate_gpu_inference_mappings(wl, 8)
     batched = jax.vmap(lambda mp: tj.evaluate_point(base, wl, mp))(table)
     for i in (0, table.size() // 2, table.size() - 1):
@@ -109,7 +104,7 @@ def test_inference_jit_vmap_equivalence():
 
 def test_validation_inference_bounds():
     # the checked-in developer set (TensorRT-LLM 0.5/0.6/1.0 on A100/H100, WaferLLM on WSE-2)
-    res = validate_cases(configs_dir() / "validation" / "validation_cases.json")
+    res = validate_cases(SHIPPED_CASES)
     rows = [r for r in res["rows"] if r["category"] == "inference"]
     assert rows and all(r["predicted"] is not None for r in rows)
     gpu = [abs(r["error_pct"]) for r in rows if "waferllm" not in r["id"]]

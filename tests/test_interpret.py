@@ -7,12 +7,10 @@ from __future__ import annotations
 import copy
 import json
 
-import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import SHIPPED_CASES, gpu_system
 
-from theseus_jax._paths import configs_dir
 from theseus_jax.cli.__main__ import main
 from theseus_jax.cost.gpu import gpu_training_step
 from theseus_jax.io import load_system
@@ -32,8 +30,6 @@ from theseus_jax.validate._metric_kinds import (
     read_training_metric,
 )
 from theseus_jax.workload import TrainingWorkload, load_model
-
-SHIPPED = configs_dir() / "validation" / "validation_cases.json"
 
 # a modern H100 training case written the way a reader would write it (no id/source rules)
 H100_CASE = {
@@ -407,7 +403,7 @@ def test_malformed_cases_never_stop_a_run(tmp_path, capsys):
 
 
 def test_json_carries_assumptions(capsys):
-    assert main(["validate", "--json", "--cases", str(SHIPPED)]) == 0
+    assert main(["validate", "--json", "--cases", str(SHIPPED_CASES)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["rules_fired"] and out["mape_pct_by_group"]
     for r in out["rows"]:
@@ -417,7 +413,7 @@ def test_json_carries_assumptions(capsys):
 
 
 def test_every_developer_case_is_predicted_or_has_a_reason():
-    res = validate_cases(SHIPPED)
+    res = validate_cases(SHIPPED_CASES)
     for r in res["rows"]:
         assert (r["predicted"] is not None and np.isfinite(r["predicted"])) or r["reason"]
     by_id = {r["id"]: r for r in res["rows"]}
@@ -428,11 +424,6 @@ def test_every_developer_case_is_predicted_or_has_a_reason():
 
 
 # ---- model terms exposed by the rules ------------------------------------------------------
-
-
-def _h100(n=64):
-    s = load_system("h100_dgx")
-    return eqx.tree_at(lambda x: x.n_gpus, s, jnp.float32(n))
 
 
 def _wl(bits=16.0, flash=1.0, seq=4096, model="llama-3-8b", batch=64):
@@ -446,7 +437,7 @@ def _wl(bits=16.0, flash=1.0, seq=4096, model="llama-3-8b", batch=64):
 
 
 def test_fp8_speeds_linear_gemms_only():
-    sys_ = _h100(8)
+    sys_ = gpu_system("h100_dgx", 8)
     mp = Mapping(tp=1, pp=1, dp=8, micro_batch=1)
     m16 = gpu_training_step(sys_, _wl(16.0), mp)
     m8 = gpu_training_step(sys_, _wl(8.0), mp)
@@ -459,7 +450,7 @@ def test_fp8_speeds_linear_gemms_only():
 
 
 def test_causal_flash_attention_halves_attention_time_not_flops():
-    sys_ = _h100(8)
+    sys_ = gpu_system("h100_dgx", 8)
     mp = Mapping(tp=1, pp=1, dp=8, micro_batch=1)
     flash = gpu_training_step(sys_, _wl(flash=1.0, seq=8192), mp)
     unfused = gpu_training_step(sys_, _wl(flash=0.0, seq=8192), mp)
@@ -469,7 +460,7 @@ def test_causal_flash_attention_halves_attention_time_not_flops():
 
 
 def test_context_parallelism_splits_activations_and_flops():
-    sys_ = _h100(16)
+    sys_ = gpu_system("h100_dgx", 16)
     wl = _wl(seq=16384, batch=16)
     m1 = gpu_training_step(sys_, wl, Mapping(tp=2, pp=1, dp=8, micro_batch=1, cp=1))
     m2 = gpu_training_step(sys_, wl, Mapping(tp=2, pp=1, dp=4, micro_batch=1, cp=2))
@@ -482,7 +473,7 @@ def test_context_parallelism_splits_activations_and_flops():
 
 
 def test_expert_parallelism_shards_expert_weights():
-    sys_ = _h100(8)
+    sys_ = gpu_system("h100_dgx", 8)
     wl = TrainingWorkload(load_model("mixtral-8x7b"), global_batch=64, seq_len=4096)
     m1 = gpu_training_step(sys_, wl, Mapping(tp=1, pp=1, dp=8, micro_batch=1, ep=1, dist_opt=1))
     m8 = gpu_training_step(sys_, wl, Mapping(tp=1, pp=1, dp=8, micro_batch=1, ep=8, dist_opt=1))
@@ -507,7 +498,7 @@ def test_mapping_search_enumerates_cp_and_ep():
 
 
 def test_dp_overlap_never_slower_and_hides_behind_both_passes():
-    sys_ = _h100(64)
+    sys_ = gpu_system("h100_dgx", 64)
     wl = _wl(batch=64)
     base = dict(tp=1, pp=1, dp=64, micro_batch=1, dist_opt=1)
     raw = gpu_training_step(sys_, wl, Mapping(**base, dp_overlap=0))

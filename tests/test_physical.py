@@ -9,34 +9,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import with_leaves
 
 from theseus_jax._violations import Violation, describe
 from theseus_jax.cost import yield_model as ym
 from theseus_jax.cost.area import core_area_m2, router_area_m2
 from theseus_jax.cost.physical import Physical, fit_violations, physical_wsc, power_density_limit_w
-from theseus_jax.design import load_space
 from theseus_jax.io import load_system, load_tech
-
-
-@pytest.fixture(scope="module")
-def n7():
-    return load_tech("n7")
-
-
-@pytest.fixture(scope="module")
-def wse2():
-    return load_system("wse2")
-
-
-def _with(module, **kw):
-    """Copy of an eqx.Module with some float leaves replaced."""
-    names = tuple(kw)
-    return eqx.tree_at(
-        lambda m: tuple(getattr(m, k) for k in names),
-        module,
-        tuple(jnp.asarray(kw[k], dtype=jnp.float32) for k in names),
-    )
-
+from theseus_jax.space import load_space
 
 # ---- golden numbers: Cerebras WSE-2 -----------------------------------------------------
 
@@ -78,7 +58,7 @@ def test_reference_systems_are_feasible(name):
 
 def test_router_area_in_hardware_md_range(n7, wse2):
     # hardware.md 3.3 [U]: 0.01-0.05 mm^2 for a 5-port 128-bit router at 7 nm (4 VCs x 4 flits)
-    d = _with(wse2, link_bits_per_cycle=128.0, n_vcs=4.0, buffer_depth=4.0)
+    d = with_leaves(wse2, link_bits_per_cycle=128.0, n_vcs=4.0, buffer_depth=4.0)
     a = float(router_area_m2(d, n7))
     assert 0.01e-6 <= a <= 0.05e-6
 
@@ -126,7 +106,7 @@ def test_yield_model_selection(n7):
         (ym.NEG_BINOMIAL, (1 + 0.814 / 2.0) ** -2.0),
         (ym.POISSON, math.exp(-0.814)),
     ]:
-        t = _with(n7, yield_model=float(code), d0_per_m2=1000.0, nb_alpha=2.0)
+        t = with_leaves(n7, yield_model=float(code), d0_per_m2=1000.0, nb_alpha=2.0)
         assert float(ym.die_yield(area, t)) == pytest.approx(want, rel=1e-5)
 
 
@@ -147,24 +127,24 @@ def test_redundancy_yield_closed_forms():
 
 def test_more_sram_larger_core(wse2, n7):
     sizes = [32 * 1024, 48 * 1024, 256 * 1024, 2 * 1024 * 1024]
-    areas = [float(core_area_m2(_with(wse2, sram_bytes_per_core=s), n7)) for s in sizes]
+    areas = [float(core_area_m2(with_leaves(wse2, sram_bytes_per_core=s), n7)) for s in sizes]
     assert all(b > a for a, b in zip(areas, areas[1:], strict=False))
 
 
 def test_higher_d0_lower_yield(wse2, n7):
-    big = _with(wse2, macs_per_core=256.0, sram_bytes_per_core=2 * 2**20, spare_core_frac=0.0)
+    big = with_leaves(wse2, macs_per_core=256.0, sram_bytes_per_core=2 * 2**20, spare_core_frac=0.0)
     ys = []
     for d0 in [100.0, 1000.0, 5000.0, 20000.0]:
-        p = physical_wsc(big, _with(n7, d0_per_m2=d0))
+        p = physical_wsc(big, with_leaves(n7, d0_per_m2=d0))
         ys.append((float(p.core_yield), float(p.reticle_yield)))
     for (c0, r0), (c1, r1) in zip(ys, ys[1:], strict=False):
         assert c1 < c0 and r1 < r0
 
 
 def test_more_spares_higher_reticle_yield(wse2, n7):
-    t = _with(n7, d0_per_m2=20000.0)  # 2 /cm^2: a regime where spares matter
+    t = with_leaves(n7, d0_per_m2=20000.0)  # 2 /cm^2: a regime where spares matter
     ry = [
-        float(physical_wsc(_with(wse2, spare_core_frac=f), t).reticle_yield)
+        float(physical_wsc(with_leaves(wse2, spare_core_frac=f), t).reticle_yield)
         for f in [0.0, 0.0002, 0.001, 0.01]
     ]
     assert all(b >= a for a, b in zip(ry, ry[1:], strict=False))
@@ -175,28 +155,28 @@ def test_more_spares_higher_reticle_yield(wse2, n7):
 
 
 def test_oversized_core_array_sets_core_area(wse2, n7):
-    d = _with(wse2, sram_bytes_per_core=2 * 2**20, core_rows=128.0, core_cols=128.0)
+    d = with_leaves(wse2, sram_bytes_per_core=2 * 2**20, core_rows=128.0, core_cols=128.0)
     code = int(physical_wsc(d, n7).violations)
     assert code & Violation.CORE_AREA
     assert "CORE_AREA" in describe(code)
 
 
 def test_too_many_reticles_sets_wafer_area(wse2, n7):
-    d = _with(wse2, reticle_rows=20.0, reticle_cols=20.0)
+    d = with_leaves(wse2, reticle_rows=20.0, reticle_cols=20.0)
     code = int(physical_wsc(d, n7).violations)
     assert code & Violation.WAFER_AREA and not code & Violation.CORE_AREA
     assert describe(code) == ["WAFER_AREA"]
 
 
 def test_yield_violation(wse2, n7):
-    d = _with(wse2, spare_core_frac=0.0, macs_per_core=256.0)
-    code = int(physical_wsc(d, _with(n7, d0_per_m2=5000.0)).violations)
+    d = with_leaves(wse2, spare_core_frac=0.0, macs_per_core=256.0)
+    code = int(physical_wsc(d, with_leaves(n7, d0_per_m2=5000.0)).violations)
     assert "YIELD" in describe(code)
 
 
 def test_d2d_shoreline_violation(wse2, n7):
     # InFO-SoW (10 Tb/s/mm) with 4096-bit links at 2 GHz on small cores: far above the edge
-    d = _with(
+    d = with_leaves(
         wse2,
         integration=1.0,
         link_bits_per_cycle=4096.0,
@@ -205,16 +185,16 @@ def test_d2d_shoreline_violation(wse2, n7):
         core_cols=16.0,
     )
     assert "D2D_SHORELINE" in describe(int(physical_wsc(d, n7).violations))
-    one = _with(d, reticle_rows=1.0, reticle_cols=1.0)  # no crossings, no violation
+    one = with_leaves(d, reticle_rows=1.0, reticle_cols=1.0)  # no crossings, no violation
     assert not int(physical_wsc(one, n7).violations) & Violation.D2D_SHORELINE
 
 
 def test_dram_shoreline_violation(wse2, n7):
-    ok = _with(wse2, dram_kind=1.0, dram_port_bw_bytes_per_s=0.9e12)
+    ok = with_leaves(wse2, dram_kind=1.0, dram_port_bw_bytes_per_s=0.9e12)
     assert not int(physical_wsc(ok, n7).violations) & Violation.DRAM_SHORELINE
-    bad = _with(ok, dram_port_bw_bytes_per_s=20e12)
+    bad = with_leaves(ok, dram_port_bw_bytes_per_s=20e12)
     assert "DRAM_SHORELINE" in describe(int(physical_wsc(bad, n7).violations))
-    stacked = _with(bad, dram_kind=2.0)  # stacked DRAM has no shoreline limit
+    stacked = with_leaves(bad, dram_kind=2.0)  # stacked DRAM has no shoreline limit
     assert not int(physical_wsc(stacked, n7).violations) & Violation.DRAM_SHORELINE
 
 
@@ -231,11 +211,11 @@ def test_power_limit(wse2, n7):
 
 
 def test_grad_finite(wse2, n7):
-    t = _with(n7, d0_per_m2=20000.0)  # yield not saturated, so its gradient is non-trivial
-    base = _with(wse2, spare_core_frac=0.001)
+    t = with_leaves(n7, d0_per_m2=20000.0)  # yield not saturated, so its gradient is non-trivial
+    base = with_leaves(wse2, spare_core_frac=0.001)
 
     def f(sram, clock, which):
-        d = _with(base, sram_bytes_per_core=1.0, clock_hz=1.0)
+        d = with_leaves(base, sram_bytes_per_core=1.0, clock_hz=1.0)
         d = eqx.tree_at(lambda m: (m.sram_bytes_per_core, m.clock_hz), d, (sram, clock))
         return getattr(physical_wsc(d, t), which)
 

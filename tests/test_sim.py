@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import REPO
 
 from theseus_jax.sim import MeasureSpec, MeshConfig, measure, measure_batch, run
 
@@ -182,11 +183,10 @@ def test_booksim_procedure_matches_reference_small_case():
     loads below saturation, every measured packet drained, and a load beyond the XY
     channel-load bound (0.5) reported unstable."""
     import csv
-    from pathlib import Path
 
     from theseus_jax.sim import BookSimSpec
 
-    ref_path = Path(__file__).resolve().parents[1] / "configs/validation/booksim_mesh_curves.csv"
+    ref_path = REPO / "configs/validation/booksim_mesh_curves.csv"
     with open(ref_path) as fh:
         ref = {
             float(r["injection_rate"]): r

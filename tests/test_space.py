@@ -1,4 +1,4 @@
-"""Design space: encoding, snapping, sampling, enumeration, loading (theseus_jax.design._space)."""
+"""Design space: encoding, snapping, sampling, enumeration, loading (theseus_jax.space)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 from theseus_jax import Mapping, evaluate_point, load_training_workload
 from theseus_jax._paths import configs_dir
 from theseus_jax._violations import Violation
-from theseus_jax.design import WAFER_FIELDS, DesignSpace, WaferDesign, load_space
+from theseus_jax.design import WAFER_FIELDS, WaferDesign
 from theseus_jax.io import load_system, load_tech
+from theseus_jax.space import DesignSpace, load_space
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 
 from theseus_jax.fidelity import workload_traffic
 from theseus_jax.io import load_system, load_tech
+from theseus_jax.metrics._evaluate import default_mappings, make_evaluator
 from theseus_jax.sim import MeasureSpec, MeshConfig, TrafficMatrix, measure_batch, run
 from theseus_jax.workload import load_training_workload
 
@@ -59,7 +60,11 @@ def test_pattern_and_rate_kind_must_agree():
 def test_workload_phases_of_wse2():
     tech = load_tech("n7")
     wl = load_training_workload("gpt3-xl")
-    ph = workload_traffic(load_system("wse2"), wl, tech)
+    d = load_system("wse2")
+    maps = default_mappings(d, wl)
+    best = int(make_evaluator(wl, mappings=maps, tech=tech)(d).mapping_index[0])
+    mp = jax.tree_util.tree_map(lambda a: a[best], maps)  # F0's best mapping
+    ph = workload_traffic(d, wl, tech, mapping=mp)
     assert {"tp_multicast", "tp_reduce", "tp_all_to_all"} <= set(ph)
     mc, rd = ph["tp_multicast"], ph["tp_reduce"]
     k = mc.cfg.kx

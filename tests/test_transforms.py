@@ -11,27 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import with_leaves
 
 from theseus_jax.cost.physical import physical_wsc
-from theseus_jax.design import load_space
 from theseus_jax.design._wafer import WAFER_FIELDS
-from theseus_jax.io import load_system, load_tech
+from theseus_jax.io import load_system
 from theseus_jax.mapping import MAPPING_FIELDS, Mapping, enumerate_wafer_mappings
-from theseus_jax.metrics import _evaluate
+from theseus_jax.metrics import METRIC_FIELDS, _evaluate
 from theseus_jax.metrics._evaluate import evaluate_mappings, evaluate_point, make_evaluator
-from theseus_jax.metrics._metrics import METRIC_FIELDS
+from theseus_jax.space import load_space
 from theseus_jax.workload import load_training_workload
 
 RTOL = 1e-5  # float32: jit fusion may reorder a few operations
-
-
-def _with(module, **kw):
-    names = tuple(kw)
-    return eqx.tree_at(
-        lambda m: tuple(getattr(m, k) for k in names),
-        module,
-        tuple(jnp.asarray(kw[k], dtype=jnp.float32) for k in names),
-    )
 
 
 def _take(tree, i):
@@ -45,16 +36,6 @@ def _assert_metrics_close(a, b, rtol=RTOL, what=""):
             np.testing.assert_allclose(x, y, rtol=rtol, atol=0, err_msg=f"{what} {name}")
         else:
             np.testing.assert_array_equal(x, y, err_msg=f"{what} {name}")
-
-
-@pytest.fixture(scope="module")
-def n7():
-    return load_tech("n7")
-
-
-@pytest.fixture(scope="module")
-def xl():
-    return load_training_workload("gpt3-xl")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +66,7 @@ def test_jit_equals_eager_wafer(designs, xl, n7):
 
 def test_jit_equals_eager_gpu():
     wl = load_training_workload("megatron-1.7b")
-    s = _with(load_system("a100_dgx"), n_gpus=64)
+    s = with_leaves(load_system("a100_dgx"), n_gpus=64)
     _assert_metrics_close(_point(s, wl, GPU_MAP, None), evaluate_point(s, wl, GPU_MAP))
 
 
@@ -104,7 +85,7 @@ def test_vmap_over_designs_equals_loop(designs, xl, n7):
 
 def test_vmap_over_gpu_systems_equals_loop():
     wl = load_training_workload("megatron-1.7b")
-    s = _with(load_system("a100_dgx"), n_gpus=64)
+    s = with_leaves(load_system("a100_dgx"), n_gpus=64)
     bws = jnp.asarray([1e12, 2e12, 3e12], jnp.float32)
     batch = eqx.tree_at(
         lambda x: x.hbm_bw_bytes_per_s,
@@ -113,7 +94,7 @@ def test_vmap_over_gpu_systems_equals_loop():
     )
     batched = jax.vmap(lambda sys: evaluate_point(sys, wl, GPU_MAP))(batch)
     for i in range(3):
-        one = _point(_with(s, hbm_bw_bytes_per_s=bws[i]), wl, GPU_MAP, None)
+        one = _point(with_leaves(s, hbm_bw_bytes_per_s=bws[i]), wl, GPU_MAP, None)
         _assert_metrics_close(_take(batched, i), one, what=f"system {i}")
 
 
@@ -206,7 +187,7 @@ WAFER_GRAD_FIELDS = (
 def stacked_design():
     """A feasible one-wafer design with stacked DRAM, slow enough DRAM that weight streaming
     partly stalls (so the DRAM and SRAM-area paths carry gradient), and d2d_bw_ratio < 1."""
-    return _with(
+    return with_leaves(
         load_system("wse2"),
         macs_per_core=128,
         sram_bytes_per_core=256 * 1024,
@@ -256,7 +237,7 @@ GPU_GRAD_FIELDS = ("hbm_bw_bytes_per_s", "nvlink_bw_bytes_per_s", "ib_bw_bytes_p
 @pytest.mark.parametrize("output", ["tokens_per_s", "power_w"])
 def test_gpu_grad_matches_finite_differences(output):
     wl = load_training_workload("megatron-1.7b")
-    s = _with(load_system("a100_dgx"), n_gpus=64)
+    s = with_leaves(load_system("a100_dgx"), n_gpus=64)
     m = _point(s, wl, GPU_MAP, None)
     assert bool(m.feasible)
     # TP inside a node (NVLink), PP and DP across nodes (InfiniBand), memory-bound kernels (HBM)

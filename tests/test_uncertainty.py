@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 from theseus_jax._paths import configs_dir
-from theseus_jax.io import load_tech
+from theseus_jax.io import load_tech, load_tech_ranges
 from theseus_jax.tech import (
     TECH_FIELDS,
     Tech,
     TechRanges,
     draws_table,
-    load_tech_ranges,
     rank_sensitivity,
     sample_techs,
 )

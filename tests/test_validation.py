@@ -11,24 +11,23 @@ import json
 
 import numpy as np
 import pytest
+from _helpers import SHIPPED_CASES
 
-from theseus_jax._paths import configs_dir
 from theseus_jax.cost.gpu import gpu_training_step
 from theseus_jax.validate import load_cases, predict_case, training_setup, validate_cases
 from theseus_jax.workload import megatron_model_flops_per_step
 
-SHIPPED = configs_dir() / "validation" / "validation_cases.json"
 MEGATRON_MAPE_BOUND_PCT = 10.0  # the acceptance bound
 
 
 @pytest.fixture(scope="module")
 def cases():
-    return json.loads(SHIPPED.read_text())["cases"]
+    return json.loads(SHIPPED_CASES.read_text())["cases"]
 
 
 @pytest.fixture(scope="module")
 def result():
-    return validate_cases(SHIPPED)
+    return validate_cases(SHIPPED_CASES)
 
 
 def _megatron_ids(cases):
@@ -38,7 +37,7 @@ def _megatron_ids(cases):
 def test_every_case_has_a_row(cases, result):
     assert [r["id"] for r in result["rows"]] == [c["id"] for c in cases]
     assert result["n_supported"] + result["n_unsupported"] == len(cases)
-    assert result["cases_file"] == str(SHIPPED)
+    assert result["cases_file"] == str(SHIPPED_CASES)
 
 
 def test_megatron_a100_mape_within_bound(cases, result):

@@ -517,7 +517,7 @@ def test_unknown_model_suggests_close_match():
     assert "llama-3.1-405b" in str(e.value)  # lists the available slugs
     with pytest.raises(ValueError, match=r"Did you mean 'llama-2-70b'"):
         load_model("lama-2-70b")
-    with pytest.raises(ValueError, match="Unknown model"):
+    with pytest.raises(ValueError, match="unknown model"):
         workload_defaults("no-such-model-xyz")
 
 

@@ -18,10 +18,11 @@ Public API (everything else is private and may change):
   :mod:`theseus_jax.bo`).
 """
 
+from ._version import __version__ as __version__  # noqa: E402
 from ._violations import Violation as Violation, describe as describe
+from .cost._records import InferenceMetrics as InferenceMetrics, Metrics as Metrics
 from .cost.physical import Physical as Physical, physical_wsc as physical_wsc
 from .design import GPUSystem as GPUSystem, WaferDesign as WaferDesign
-from .design._space import DesignSpace as DesignSpace, load_space as load_space
 from .dse import (
     ExploreConfig as ExploreConfig,
     hypervolume as hypervolume,
@@ -47,7 +48,7 @@ from .metrics._evaluate import (
     explain as explain,
     make_evaluator as make_evaluator,
 )
-from .metrics._metrics import InferenceMetrics as InferenceMetrics, Metrics as Metrics
+from .space import DesignSpace as DesignSpace, load_space as load_space
 from .tech import Tech as Tech
 from .workload import (
     InferenceWorkload as InferenceWorkload,
@@ -59,5 +60,3 @@ from .workload import (
     load_model as load_model,
     load_training_workload as load_training_workload,
 )
-
-__version__ = "0.1.0"

@@ -28,6 +28,7 @@ re-check the exact per-paper numbers offline; the ratio is a parameter of the be
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -114,4 +115,4 @@ currin = MFTestFunction("currin", 2, 2, (1.0, 10.0), 13.798717, _currin)
 park = MFTestFunction("park", 4, 2, (1.0, 10.0), 25.589254, _park)
 hartmann6 = MFTestFunction("hartmann6", 6, 2, (1.0, 10.0), 3.322368, _hartmann)
 
-TEST_FUNCTIONS = {f.name: f for f in (currin, park, hartmann6)}
+TEST_FUNCTIONS = MappingProxyType({f.name: f for f in (currin, park, hartmann6)})

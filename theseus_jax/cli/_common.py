@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..design._gpu import GPUSystem
-from ..metrics._metrics import BREAKDOWN_FIELDS
+from ..cost._records import BREAKDOWN_FIELDS
+from ..design._gpu import GPUSystem, with_gpus as design_with_gpus
 
 
 def add_workload_args(p) -> None:
@@ -57,12 +57,10 @@ def load_workload(args):
 
 
 def with_gpus(system: GPUSystem, n: int) -> GPUSystem:
-    """A copy of a GPU cluster with ``n`` GPUs."""
+    """A copy of a GPU cluster with ``n`` GPUs (the CLI's ``--n-gpus``)."""
     if n < 1:
         raise ValueError(f"--n-gpus must be >= 1, got {n}")
-    kw = {f: getattr(system, f) for f in system.__annotations__}
-    kw["n_gpus"] = float(n)
-    return GPUSystem(**kw)
+    return design_with_gpus(system, n)
 
 
 def fmt_si(x: float, unit: str) -> str:
@@ -80,7 +78,7 @@ def fmt_si(x: float, unit: str) -> str:
 
 def inference_rows(m, i: int = 0) -> list[tuple[str, str]]:
     """(label, value) rows of an :class:`InferenceMetrics` point."""
-    from ..metrics._metrics import INFERENCE_BREAKDOWN_FIELDS
+    from ..cost._records import INFERENCE_BREAKDOWN_FIELDS
 
     g = lambda k: float(np.asarray(getattr(m, k)).reshape(-1)[i])  # noqa: E731
     rows = [
@@ -106,7 +104,7 @@ def inference_rows(m, i: int = 0) -> list[tuple[str, str]]:
 
 def metrics_rows(m, i: int = 0) -> list[tuple[str, str]]:
     """(label, value) rows of the headline metrics and the breakdown of point ``i``."""
-    from ..metrics._metrics import InferenceMetrics
+    from ..cost._records import InferenceMetrics
 
     if isinstance(m, InferenceMetrics):
         return inference_rows(m, i)

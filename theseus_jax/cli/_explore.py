@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from types import MappingProxyType
 
 from ._common import add_workload_args, fmt_si
 
@@ -32,9 +33,9 @@ _INFERENCE_ONLY = {
     "objective": "--objective",
     "precision": "--precision",
 }
-_WORKLOAD_TRAINING = {"global_batch": "--global-batch", "seq_len": "--seq-len"}
-_POOL = {"training": 1024, "inference": 4096}
-_OUT = {"training": "runs/explore", "inference": "runs/explore_inference"}
+_WORKLOAD_TRAINING = MappingProxyType({"global_batch": "--global-batch", "seq_len": "--seq-len"})
+_POOL = MappingProxyType({"training": 1024, "inference": 4096})
+_OUT = MappingProxyType({"training": "runs/explore", "inference": "runs/explore_inference"})
 
 
 def add_parser(sub) -> None:
@@ -245,8 +246,21 @@ def run(args) -> int:
                 f"{int(round(p['n_wafers']))} wafer(s), {p['integration_name']}, "
                 f"DRAM {p['dram_kind_name']}" + ("  [refined]" if p["refined"] else "")
             )
+        _print_gpu_reference(summary.get("gpu_reference"))
         print(f"wrote {run_dir}/pareto.csv, pareto.png, convergence.png, summary.json")
     return 0
+
+
+def _print_gpu_reference(gpu) -> None:
+    """One line: the GPU reference point of the run (or why there is none)."""
+    if not gpu:
+        print("GPU reference: none (no mapping of the workload fits a comparable GPU cluster)")
+        return
+    print(
+        f"GPU reference, {gpu['label']}: {gpu['tokens_per_s']:.4g} tokens/s, "
+        f"{fmt_si(gpu['power_w'], 'W')}, {gpu['tokens_per_s'] / gpu['power_w']:.3g} tokens/s/W"
+        + ("" if gpu["feasible"] else f" (violates {', '.join(gpu['violated'])})")
+    )
 
 
 def _run_inference(args, run_dir, log) -> int:
@@ -307,5 +321,6 @@ def _run_inference(args, run_dir, log) -> int:
         f"best {summary['best_tokens_per_s_per_w']:.4g} tokens/s/W, "
         f"hypervolume {summary['hypervolume']:.4g} decades^2"
     )
+    _print_gpu_reference(summary.get("gpu_reference"))
     print(f"wrote {run_dir}/pareto.csv, designs.csv, pareto.png, summary.json")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -79,10 +80,10 @@ def run(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = ["rate", "avg_latency", "accepted_rate", "stable", "packets_measured", "wall_s"]
-    with open(out_dir / "sim.csv", "w") as f:
-        f.write(",".join(keys) + "\n")
-        for o in outs:
-            f.write(",".join(str(o[k]) for k in keys) + "\n")
+    with open(out_dir / "sim.csv", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(keys)
+        w.writerows([str(o[k]) for k in keys] for o in outs)
     stable = [o["rate"] for o in outs if o["stable"]]
     sat = max(stable) if stable else float("nan")
     _plot(out_dir / "latency.png", outs, cfg, bound)

@@ -56,10 +56,10 @@ def run(args) -> int:
     import jax
 
     from .._violations import describe
-    from ..design._space import load_space
     from ..dse.pareto import pareto_mask
     from ..io import design_to_dict, load_tech
     from ..mapping import enumerate_wafer_inference_mappings, enumerate_wafer_mappings
+    from ..space import load_space
     from ..workload._llm import InferenceWorkload
 
     if args.n_designs < 1:

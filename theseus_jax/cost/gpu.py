@@ -28,8 +28,8 @@ import jax.numpy as jnp
 from .._numerics import safe_div
 from .._violations import Violation, accumulate
 from ..mapping._plan import Recompute
-from ..metrics._metrics import Metrics
 from ._ops import ATTN_CORE, N_GEMMS, layer_ops
+from ._records import Metrics
 from .collectives import allreduce_time, p2p_time, reduce_scatter_time
 from .training import (
     activation_bytes,

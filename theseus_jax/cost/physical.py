@@ -16,7 +16,7 @@ Constraints set here (see :class:`~theseus_jax._violations.Violation`):
 * ``DRAM_SHORELINE``: edge DRAM (``2 (R + C)`` ports) above the DRAM shoreline density times
   the perimeter of the reticle array.
 
-``SRAM_BW_PAIR`` is a property of the design space (:mod:`theseus_jax.design._space`);
+``SRAM_BW_PAIR`` is a property of the design space (:mod:`theseus_jax.space`);
 power and power density are checked by the power model, with
 :func:`power_density_limit_w` giving the allowed wafer power.
 """

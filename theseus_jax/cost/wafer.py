@@ -1,4 +1,10 @@
-r"""F0 training cost of one mapping on one wafer-scale system.
+r"""Training cost of one mapping on one wafer-scale system: terms, then composition.
+
+:func:`wafer_training_terms` computes everything that does not depend on how the network
+performs (a :class:`WaferTrainingTerms`); :func:`compose_training` turns terms and
+:class:`~theseus_jax.cost.noc.NetworkFactors` into :class:`~theseus_jax.Metrics`. F0
+(:func:`wafer_training_step`) composes with the analytic factors; F1
+(:mod:`theseus_jax.fidelity`) composes the same terms with simulated ones.
 
 Placement: each pipeline stage of each data-parallel replica occupies a region of ``tp``
 reticles (contiguous, snake order), i.e. ``C = tp * usable cores per reticle`` cores arranged
@@ -33,14 +39,23 @@ energy per bit, and static power over the powered silicon area.
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax.numpy as jnp
 
 from .._numerics import safe_div, safe_sqrt
 from .._violations import Violation, accumulate
 from ..design._wafer import DramKind, Integration
-from ..metrics._metrics import Metrics
 from ._ops import ATTN_CORE, N_GEMMS, layer_ops
-from .collectives import mdl_queue_wait
+from ._records import Metrics
+from .noc import (
+    NetworkFactors,
+    Streams,
+    analytic_factors,
+    concat_streams,
+    mesh_streams,
+    noc_flow_terms,
+    stream_times,
+)
 from .training import (
     activation_bytes,
     inflight_microbatches,
@@ -50,165 +65,19 @@ from .training import (
 )
 
 __all__ = [
+    "WaferTrainingTerms",
+    "wafer_training_terms",
+    "compose_training",
     "wafer_training_step",
-    "region_gemm",
-    "gemm_stream_terms",
-    "noc_flow_terms",
-    "paced_gemm",
-    "PACKET_PAYLOAD_BITS",
+    "d2d_energy_j_per_bit",
+    "dram_bw_per_reticle",
+    "f0_factors",
+    "power_violations",
 ]
 
-PACKET_PAYLOAD_BITS = 512.0  # [U] payload of one NoC packet (32 16-bit values); F1 uses it too
-MAX_PACKET_FLITS = 8.0  # [U] longest packet (flits)
 
-
-def _pad_eff(x, a):
-    """Utilisation of a length-``x`` loop on a ``a``-wide array: ``x / (ceil(x/a) a)``."""
-    xx = jnp.maximum(x, 1.0)
-    return safe_div(xx, jnp.ceil(safe_div(xx, a) - 1e-4) * a)
-
-
-def gemm_stream_terms(design, tech, cores, m, n, k, count, bits, d2d_cross):
-    """Per-GEMM terms of :func:`region_gemm` before pacing (shared with the F1 evaluator).
-
-    Returns ``(t_compute, t_bw, hops, lat0, tau_star, c_inst, p)``: compute time at the
-    achieved MAC-array efficiency, busiest-link time, hops, zero-load latency (s), the
-    pacing optimum of an ideal network (one-cycle service, full link bandwidth: the load the
-    F1 evaluator offers its simulated window; F0 itself paces with :func:`paced_gemm`),
-    cores per GEMM instance and the instance's mesh side.
-    """
-    f = design.clock_hz
-    a = safe_sqrt(design.macs_per_core)
-    c_inst = jnp.maximum(safe_div(cores, count), 1.0)  # cores per GEMM instance
-    p = safe_sqrt(c_inst)
-    busy = jnp.minimum(1.0, safe_div(k, p)) * jnp.minimum(1.0, safe_div(n, p))
-    k_loc = jnp.maximum(safe_div(k, p), 1.0)
-    n_loc = jnp.maximum(safe_div(n, p), 1.0)
-    eta_pad = _pad_eff(k_loc, a) * _pad_eff(n_loc, a)
-    need_bits = 3.0 * bits * a
-    eta_sram = jnp.minimum(1.0, safe_div(design.sram_bw_bits_per_cycle, need_bits))
-    peak_core = 2.0 * design.macs_per_core * f * safe_div(16.0, bits)
-    flops = 2.0 * m * n * k * count
-    t_comp = safe_div(flops, cores * peak_core * busy * eta_pad * eta_sram)
-
-    bytes_el = bits / 8.0
-    link_vals = jnp.maximum(m * k, m * n) / p  # values on the busiest link per instance
-    link_bw = design.link_bw_bytes_per_s() * jnp.where(
-        d2d_cross > 0, jnp.minimum(1.0, design.d2d_bw_ratio), 1.0
-    )
-    t_bw = safe_div(link_vals * bytes_el, link_bw) * jnp.where(c_inst > 1.0, 1.0, 0.0)
-    # instances packed several per core need no mesh traffic
-    t_bw = t_bw * jnp.minimum(1.0, safe_div(cores, count))
-    # Both collectives run from/to the middle of the row/column over both link directions:
-    # the multicast crosses p/2 routers, the reduction p/2 routers and p/2 adders.
-    hops = p
-    cyc = safe_div(1.0, f)
-    lat0 = (
-        hops * (tech.router_delay_cycles + tech.link_delay_cycles)
-        + 0.5 * p * tech.reduce_add_cycles
-        + d2d_cross * tech.d2d_delay_cycles
-    ) * cyc
-    tau_star = jnp.maximum(t_bw / 0.95, t_bw + safe_sqrt(0.5 * hops * cyc * t_bw))
-    return t_comp, t_bw, hops, lat0, tau_star, c_inst, p
-
-
-def noc_flow_terms(design, tech, d2d_cross):
-    r"""Flow-control terms of F0's congestion model for streams on one class of links.
-
-    .. math::
-
-        s = \min(8, \max(1, 512 / w))\, P, \qquad
-        \eta = \min\!\Big(1, \frac{B\, P}{t_{crt}}\Big), \qquad
-        t_{crt} = 2 t_{hop} + 1
-
-    ``s`` is the cycles one packet holds a link (flits of a 512-bit packet on a ``w``-bit
-    link, 1 to 8 -- fractional, so F0 stays differentiable in ``w``; the simulator rounds
-    up -- times the link's period ``P``: ``1 / d2d_bw_ratio`` on reticle
-    crossings, else 1): the service time of the M/D/1 wait. ``eta`` is the share of link
-    bandwidth one stream keeps with credit-based flow control: a VC of ``B`` flit buffers
-    can have at most ``B`` flits in flight per credit round trip ``t_crt`` (flit pipeline,
-    credit pipeline, one cycle to process the credit; ``t_hop`` = router + link delay),
-    and a stream of packets holds one VC at a time.
-
-    Args:
-        design: one :class:`~theseus_jax.WaferDesign`.
-        tech: :class:`~theseus_jax.Tech`.
-        d2d_cross: > 0 when the stream's bottleneck link crosses reticles.
-
-    Returns:
-        ``(eta, s_cycles)``.
-
-    References:
-        Dally & Towles, *Principles and Practices of Interconnection Networks* (2004),
-        sec. 13.3 (credit round trip: ``B >= t_crt b / L_f`` for full throughput).
-    """
-    period = jnp.where(d2d_cross > 0, safe_div(1.0, jnp.minimum(1.0, design.d2d_bw_ratio)), 1.0)
-    # fractional flits (the mean over packets of a stream): keeps F0 smooth in link width
-    flits = jnp.clip(
-        safe_div(PACKET_PAYLOAD_BITS, design.link_bits_per_cycle), 1.0, MAX_PACKET_FLITS
-    )
-    hop = jnp.maximum(jnp.round(tech.router_delay_cycles + tech.link_delay_cycles), 1.0)
-    t_crt = 2.0 * hop + 1.0
-    eta = jnp.minimum(1.0, safe_div(design.buffer_depth * period, t_crt))
-    return eta, flits * period
-
-
-def paced_gemm(t_comp, t_bw, hops, lat0, cyc, eta, s_cycles, overlap):
-    r"""F0's paced time of a GEMM's mesh stream (see :func:`region_gemm`).
-
-    The stream needs ``t_bw / eta`` on its busiest link; at utilisation ``rho`` each of its
-    ``hops`` hops waits ``s rho / (2 (1 - rho))`` cycles (M/D/1, ``s`` cycles per packet).
-    Cores pace injection: minimising :math:`\tau + h c s \rho / (2(1-\rho))` over
-    ``tau >= t_bw / (0.95 eta)`` gives
-    :math:`\tau^* = t_e + \sqrt{h c s\, t_e / 2}` with :math:`t_e = t_{bw} / \eta`.
-    With ``overlap`` the phase lasts ``max(t_compute, tau*)``.
-
-    Returns:
-        ``(tau, wait_cycles, t_alone)``: phase duration, wait per hop, and the stream time
-        ``tau + lat0 + hops c wait``.
-    """
-    t_e = safe_div(t_bw, eta)
-    tau_star = jnp.maximum(t_e / 0.95, t_e + safe_sqrt(0.5 * hops * cyc * s_cycles * t_e))
-    tau = jnp.where(overlap, jnp.maximum(t_comp, tau_star), tau_star)
-    wait = s_cycles * mdl_queue_wait(safe_div(t_e, tau))
-    return tau, wait, tau + lat0 + hops * cyc * wait
-
-
-def region_gemm(design, tech, cores, m, n, k, count, bits, d2d_cross):
-    r"""Time and traffic of ``count`` GEMMs (m x k)(k x n) spread over ``cores`` cores.
-
-    The mesh stream of a GEMM takes ``t_bw`` on its busiest link; its packets also see the
-    zero-load latency (hops x router/link delay, plus each core's add on the reduction hops,
-    plus reticle crossings) and an M/D/1 queueing wait per hop at the link utilisation
-    ``rho = t_bw / (eta tau)`` of the phase of duration ``tau``, with the packet's link time
-    ``s`` as service time and the credit-loop efficiency ``eta`` (:func:`noc_flow_terms`).
-    Cores pace their injection, so ``tau`` is the best of ``tau >= max(t_compute, t_e /
-    0.95)``, ``t_e = t_bw / eta``: minimising :math:`\tau + h c s \rho / (2 (1 - \rho))`
-    gives :math:`\tau^* = t_e + \sqrt{h c s\, t_e / 2}` (``h`` hops, ``c`` cycle time)
-    (:func:`paced_gemm`). The overlapped GEMM time is therefore never larger for faster
-    compute or wider links.
-
-    Returns ``(t_compute, t_overlapped, t_comm_alone, bit_hops, cross_bits)``: compute time at
-    the achieved MAC-array efficiency, the GEMM time with compute and mesh traffic
-    overlapped, the time of the traffic alone (for a non-overlapped schedule), NoC bit-hops
-    and bits that cross reticle boundaries (for energy).
-    """
-    t_comp, t_bw, hops, lat0, tau_star, c_inst, p = gemm_stream_terms(
-        design, tech, cores, m, n, k, count, bits, d2d_cross
-    )
-    cyc = safe_div(1.0, design.clock_hz)
-    eta, s_cyc = noc_flow_terms(design, tech, d2d_cross)
-    has = t_bw > 0
-    t_ovl = jnp.where(has, paced_gemm(t_comp, t_bw, hops, lat0, cyc, eta, s_cyc, True)[2], t_comp)
-    t_alone = jnp.where(has, paced_gemm(t_comp, t_bw, hops, lat0, cyc, eta, s_cyc, False)[2], 0.0)
-    # bit-hops: inputs fan out along rows, partial sums gather along columns (~p hops each)
-    vals_moved = (m * k + m * n) * count * jnp.where(c_inst > 1.0, 1.0, 0.0)
-    bit_hops = vals_moved * bits * p
-    cross_bits = vals_moved * bits * d2d_cross
-    return t_comp, t_ovl, t_alone, bit_hops, cross_bits
-
-
-def _d2d_energy(design, tech):
+def d2d_energy_j_per_bit(design, tech):
+    """Energy per bit crossing a reticle boundary, by integration style (J/bit)."""
     return jnp.where(
         design.integration == Integration.INFO_SOW,
         tech.d2d_energy_infosow_j_per_bit,
@@ -216,7 +85,7 @@ def _d2d_energy(design, tech):
     )
 
 
-def _dram_bw_per_reticle(design, tech, phys):
+def dram_bw_per_reticle(design, tech, phys):
     """Sustainable DRAM bandwidth per reticle (B/s), 0 without DRAM."""
     R = design.reticles_per_wafer()
     edge_ports = design.n_dram_ports() * design.dram_port_bw_bytes_per_s
@@ -234,11 +103,66 @@ def _dram_bw_per_reticle(design, tech, phys):
     )
 
 
-def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
-    """F0 metrics of one training step on wafer-scale system ``design`` under mapping ``mp``.
+class WaferTrainingTerms(eqx.Module):
+    """The network-independent terms of one training step on a wafer (one mapping).
 
-    ``phys`` is :func:`theseus_jax.cost.physical.physical_wsc` of the design (computed once per
-    design, shared by all its mappings).
+    Everything :func:`compose_training` needs besides the :class:`~theseus_jax.cost.noc.
+    NetworkFactors`: the mesh streams of the 6 layer GEMMs and the logits GEMM (index 6)
+    under an ideal network, and every other time, energy, memory and feasibility term of
+    the step (seconds, joules, bytes; scalars unless noted).
+    """
+
+    streams: Streams  # (7,): qkv, attn-score, attn-AV, out, up, down; logits
+    passes: jnp.ndarray  # (7,) passes per micro-batch (fwd + 2 bwd + recompute)
+    tp: jnp.ndarray  # reticles per stage region
+    crosses: jnp.ndarray  # reticle boundaries along a region row (> 0: region spans reticles)
+    layers: jnp.ndarray  # layers per pipeline stage
+    m: jnp.ndarray  # micro-batches per step
+    pp: jnp.ndarray
+    dp: jnp.ndarray
+    interleave: jnp.ndarray
+    full: jnp.ndarray  # full-recompute passes (0 or 1)
+    dp_overlap: jnp.ndarray
+    stream: jnp.ndarray  # 1: weights streamed from DRAM / off-wafer memory
+    a2a_s: jnp.ndarray  # attention all-to-all per layer (all passes), full bisection bw
+    vec_s: jnp.ndarray  # vector work per layer (all passes)
+    stream_s_layer: jnp.ndarray  # weight streaming per layer per micro-batch
+    stream_bw_bytes_per_s: jnp.ndarray  # the region's DRAM / off-wafer streaming bandwidth
+    spill_s: jnp.ndarray  # activation spill per micro-batch
+    p2p_bw_s: jnp.ndarray  # one pipeline transfer at full reticle-crossing bandwidth
+    p2p_lat_s: jnp.ndarray
+    p2p_off_s: jnp.ndarray  # the same over the off-wafer links (pipeline spans wafers)
+    span_wafers: jnp.ndarray  # 1 when a pipeline spans wafers
+    dp_on_s: jnp.ndarray  # DP reduction at full reticle-crossing bandwidth
+    dp_off_s: jnp.ndarray  # DP reduction over the off-wafer links
+    dp_multi: jnp.ndarray  # 1 when dp > 1
+    dp_spans: jnp.ndarray  # 1 when the replicas span wafers
+    optimizer_s: jnp.ndarray
+    eta_reticle: jnp.ndarray  # F0's credit-loop efficiency of reticle crossings
+    tokens: jnp.ndarray
+    model_flops: jnp.ndarray
+    hw_flops: jnp.ndarray
+    peak_flops: jnp.ndarray
+    dyn_energy_j: jnp.ndarray  # dynamic energy of one step (traffic volume, not timing)
+    static_w: jnp.ndarray
+    n_wafers: jnp.ndarray
+    wafer_silicon_m2: jnp.ndarray
+    max_wafer_power_w: jnp.ndarray
+    max_power_density_w_per_m2: jnp.ndarray
+    mem_bytes: jnp.ndarray
+    mem_capacity_bytes: jnp.ndarray
+    silicon_area_m2: jnp.ndarray
+    reticle_utilisation: jnp.ndarray
+    wafer_yield: jnp.ndarray
+    n_devices: jnp.ndarray
+    violations: jnp.ndarray  # every constraint but power (power depends on the step time)
+
+
+def wafer_training_terms(design, tech, phys, workload, mp) -> WaferTrainingTerms:
+    """The terms of one training step of ``workload`` on ``design`` under mapping ``mp``.
+
+    ``phys`` is :func:`theseus_jax.cost.physical.physical_wsc` of the design (computed once
+    per design, shared by all its mappings). See the module docstring for the model.
     """
     mdl = workload.model
     f = design.clock_hz
@@ -260,18 +184,20 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     T = b * workload.seq_len
     bytes_el = bits / 8.0
 
-    # ---- GEMMs on the region mesh -------------------------------------------------------------
-    t_comp, t_ovl, t_alone, bit_hops, cross_bits = region_gemm(
-        design, tech, cores, ops.m, ops.n, ops.k, ops.count, bits, crosses
+    # ---- GEMM streams on the region mesh: 6 layer GEMMs, then the logits (always overlapped)
+    streams = concat_streams(
+        mesh_streams(
+            design, tech, cores, ops.m, ops.n, ops.k, ops.count, bits, crosses, mp.tp_overlap
+        ),
+        mesh_streams(design, tech, cores, T, mdl.vocab_size, mdl.d_model, 1.0, bits, crosses, 1.0),
     )
-    t_gemm = jnp.where(mp.tp_overlap > 0, t_ovl, t_comp + t_alone)
     is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
-    passes = 3.0 + full + sel * is_attn
-    layer_comp = jnp.sum(t_comp * passes)
-    layer_gemm = jnp.sum(t_gemm * passes)
-    layer_flops = jnp.sum(ops.gemm_flops() * passes)
-    layer_bit_hops = jnp.sum(bit_hops * passes)
-    layer_cross_bits = jnp.sum(cross_bits * passes)
+    passes = jnp.concatenate([3.0 + full + sel * is_attn, jnp.full((1,), 3.0)])
+    layer_flops = jnp.sum(ops.gemm_flops() * passes[:N_GEMMS])
+    layer_bit_hops = jnp.sum(streams.bit_hops[:N_GEMMS] * passes[:N_GEMMS])
+    layer_cross_bits = jnp.sum(streams.cross_bits[:N_GEMMS] * passes[:N_GEMMS])
+    logit_bit_hops = streams.bit_hops[N_GEMMS]
+    logit_cross_bits = streams.cross_bits[N_GEMMS]
 
     # attention redistribution (all-to-all through the bisection), fwd + bwd (+ recompute)
     a2a_vals = T * (safe_div(mdl.attn_in_params(), mdl.d_model) + mdl.v_dim())
@@ -285,18 +211,11 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
 
     # vector (non-GEMM) work at the cores' vector rate
     vec_rate = cores * design.macs_per_core * tech.vector_flops_per_mac * f
-    elem_passes = 3.0 + full
-    vec_s = safe_div(ops.vec_flops_fwd * elem_passes, vec_rate)
-
-    # logits on the last stage (fwd + 2 bwd)
-    lc, lm, _, lbh, lcb = region_gemm(
-        design, tech, cores, T, mdl.vocab_size, mdl.d_model, 1.0, bits, crosses
-    )
-    logit_s = 3.0 * lm
-    logit_flops = 3.0 * 2.0 * T * mdl.vocab_size * mdl.d_model
+    vec_s = safe_div(ops.vec_flops_fwd * (3.0 + full), vec_rate)
+    logit_flops = 3.0 * 2.0 * T * mdl.vocab_size * mdl.d_model  # last stage: fwd + 2 bwd
 
     # ---- weights: resident or streamed --------------------------------------------------------
-    dram_bw_ret = _dram_bw_per_reticle(design, tech, phys)
+    dram_bw_ret = dram_bw_per_reticle(design, tech, phys)
     offwafer_bw_ret = safe_div(design.inter_wafer_bw_bytes_per_s, R)
     has_dram = design.dram_kind != DramKind.NONE
     stream_bw = tp * jnp.where(has_dram, dram_bw_ret, offwafer_bw_ret)
@@ -304,10 +223,6 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     # per micro-batch: weights read in fwd, bwd (and recompute); gradients written in bwd
     stream_bytes_layer = layer_w_bytes * (2.0 + full) + ops.weight_params * workload.main_grad_bytes
     stream_s_layer = safe_div(stream_bytes_layer, stream_bw)
-    layer_compute_total = layer_gemm + vec_s + a2a_s
-    stall_layer = jnp.where(
-        mp.stream > 0, jnp.maximum(stream_s_layer - layer_compute_total, 0.0), 0.0
-    )
 
     # ---- memory capacity of the region ---------------------------------------------------------
     sram_cap = cores * design.sram_bytes_per_core
@@ -339,40 +254,22 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
     spill_s = jnp.where(spill > 0, spill_s, 0.0)
 
     # ---- pipeline p2p (region boundary; off-wafer when the pipeline spans wafers) -------------
-    p2p_bytes = 2.0 * T * mdl.d_model * bytes_el / 2.0  # T h values
-    # region boundaries are reticle crossings: credit-loop efficiency at their period
-    eta_ret = noc_flow_terms(design, tech, 1.0)[0]
-    boundary_bw = side * design.d2d_link_bw_bytes_per_s() * eta_ret
-    on_wafer_s = safe_div(p2p_bytes, boundary_bw) + safe_div(
+    p2p_bytes = T * mdl.d_model * bytes_el
+    crossing_bw = side * design.d2d_link_bw_bytes_per_s()  # region boundary, ideal network
+    p2p_lat_s = safe_div(
         side * (tech.router_delay_cycles + tech.link_delay_cycles) + tech.d2d_delay_cycles, f
     )
-    span_wafers = tp * p > R
     pipes_per_wafer = jnp.maximum(safe_div(R, tp * p), 1.0)
-    off_s = safe_div(p2p_bytes * pipes_per_wafer, design.inter_wafer_bw_bytes_per_s)
-    p2p_one = jnp.where(span_wafers, jnp.maximum(on_wafer_s, off_s), on_wafer_s)
-    p2p_s = jnp.where(p > 1, 2.0 * mp.interleave * p2p_one, 0.0)
-
-    # ---- stage time ---------------------------------------------------------------------------
-    stage_compute = layers * (layer_comp + vec_s) + logit_s
-    stage_tp = layers * (layer_gemm - layer_comp + a2a_s)
-    stage_memory = layers * stall_layer + spill_s
-    t_mb = stage_compute + stage_tp + stage_memory + p2p_s
-    bubble_s = safe_div(p - 1.0, mp.interleave) * t_mb
+    p2p_off_s = safe_div(p2p_bytes * pipes_per_wafer, design.inter_wafer_bw_bytes_per_s)
 
     # ---- data parallel gradient reduction ---------------------------------------------------
     grad_bytes = params_region * workload.main_grad_bytes
     frac = safe_div(dp - 1.0, dp)
-    on_dp = 2.0 * frac * safe_div(grad_bytes, boundary_bw)
     regions_per_wafer = jnp.minimum(safe_div(R, tp), dp * p)
     wafers_spanned = jnp.ceil(safe_div(dp * tp * p, R) - 1e-4)
-    off_dp = (
+    dp_off_s = (
         2.0 * frac * safe_div(grad_bytes * regions_per_wafer, design.inter_wafer_bw_bytes_per_s)
     )
-    dp_raw = jnp.where(
-        dp > 1, jnp.where(wafers_spanned > 1, jnp.maximum(on_dp, off_dp), on_dp), 0.0
-    )
-    window = safe_div(2.0 + full, 3.0 + full) * (t_mb - logit_s)  # last micro-batch's backward
-    dp_s = jnp.where(mp.dp_overlap > 0, jnp.maximum(dp_raw - window, 0.0), dp_raw)
 
     # ---- optimizer update --------------------------------------------------------------------
     opt_bytes = params_region * (30.0 + workload.main_grad_bytes)
@@ -382,9 +279,7 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
         (mp.stream > 0) | has_dram, jnp.maximum(opt_dram_s, opt_sram_s), opt_sram_s
     )
 
-    step = (m + safe_div(p - 1.0, mp.interleave)) * t_mb + dp_s + optimizer_s
-
-    # ---- FLOPs, energy, power -------------------------------------------------------------------
+    # ---- FLOPs and dynamic energy (traffic volumes: independent of the network's timing) ----
     n_regions = tp * p * dp
     regions = p * dp
     # the logits layer runs on the last stage of each replica only
@@ -399,10 +294,11 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
         * f
         * safe_div(16.0, bits)
     )
-    pitch = phys.core_pitch_m
-    e_hop = tech.router_energy_j_per_bit + tech.wire_energy_j_per_bit_m * pitch
-    noc_bit_hops = m * regions * layers * (layer_bit_hops + a2a_bit_hops) + m * dp * 3.0 * lbh
-    cross_bits_total = m * regions * layers * layer_cross_bits + m * dp * 3.0 * lcb
+    e_hop = tech.router_energy_j_per_bit + tech.wire_energy_j_per_bit_m * phys.core_pitch_m
+    noc_bit_hops = (
+        m * regions * layers * (layer_bit_hops + a2a_bit_hops) + m * dp * 3.0 * logit_bit_hops
+    )
+    cross_bits_total = m * regions * layers * layer_cross_bits + m * dp * 3.0 * logit_cross_bits
     dram_bits = (
         8.0
         * regions
@@ -419,52 +315,164 @@ def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
         0.5 * hw_flops * tech.mac_energy_j * safe_div(bits, 16.0)
         + sram_bits * tech.sram_energy_j_per_bit
         + noc_bit_hops * e_hop
-        + cross_bits_total * _d2d_energy(design, tech)
+        + cross_bits_total * d2d_energy_j_per_bit(design, tech)
         + dram_bits * dram_e
         + off_bits * tech.offwafer_energy_j_per_bit
     )
     silicon = phys.silicon_area_m2 * design.n_wafers
-    static_w = tech.static_power_w_per_m2 * silicon
-    energy = e_dyn + static_w * step
-    power = safe_div(energy, step)
-    power_per_wafer = safe_div(power, design.n_wafers)
-    tokens = workload.global_batch * workload.seq_len
 
     viol = phys.violations
     viol = accumulate(viol, Violation.MEMORY_CAPACITY, ~dram_ok)
     viol = accumulate(viol, Violation.DEVICE_COUNT, (n_regions > R_tot) | (tp > R))
     viol = accumulate(viol, Violation.MAPPING, (jnp.mod(mdl.n_layers, p) != 0) | (m < 1))
-    viol = accumulate(viol, Violation.POWER, power_per_wafer > tech.max_wafer_power_w)
-    viol = accumulate(
-        viol,
-        Violation.POWER_DENSITY,
-        safe_div(power_per_wafer, phys.silicon_area_m2) > tech.max_power_density_w_per_m2,
-    )
+    flag = lambda c: jnp.where(c, 1.0, 0.0)  # noqa: E731
 
-    return Metrics(
-        step_time_s=step,
-        tokens_per_s=safe_div(tokens, step),
-        mfu=safe_div(model_flops, step * peak_sys),
-        hfu=safe_div(hw_flops, step * peak_sys),
-        power_w=power,
-        energy_per_token_j=safe_div(energy, tokens),
+    return WaferTrainingTerms(
+        streams=streams,
+        passes=passes,
+        tp=tp,
+        crosses=crosses,
+        layers=layers,
+        m=m,
+        pp=p,
+        dp=dp,
+        interleave=mp.interleave,
+        full=full,
+        dp_overlap=mp.dp_overlap,
+        stream=flag(mp.stream > 0),
+        a2a_s=a2a_s,
+        vec_s=vec_s,
+        stream_s_layer=stream_s_layer,
+        stream_bw_bytes_per_s=stream_bw,
+        spill_s=spill_s,
+        p2p_bw_s=safe_div(p2p_bytes, crossing_bw),
+        p2p_lat_s=p2p_lat_s,
+        p2p_off_s=p2p_off_s,
+        span_wafers=flag(tp * p > R),
+        dp_on_s=2.0 * frac * safe_div(grad_bytes, crossing_bw),
+        dp_off_s=dp_off_s,
+        dp_multi=flag(dp > 1),
+        dp_spans=flag(wafers_spanned > 1),
+        optimizer_s=optimizer_s,
+        eta_reticle=noc_flow_terms(design, tech, 1.0)[0],
+        tokens=workload.global_batch * workload.seq_len,
         model_flops=model_flops,
         hw_flops=hw_flops,
         peak_flops=peak_sys,
+        dyn_energy_j=e_dyn,
+        static_w=tech.static_power_w_per_m2 * silicon,
+        n_wafers=design.n_wafers,
+        wafer_silicon_m2=phys.silicon_area_m2,
+        max_wafer_power_w=tech.max_wafer_power_w,
+        max_power_density_w_per_m2=tech.max_power_density_w_per_m2,
         mem_bytes=sram_need + jnp.where(has_dram, dram_need, 0.0),
         mem_capacity_bytes=sram_cap + dram_cap,
-        compute_s=m * stage_compute,
-        memory_s=m * stage_memory,
-        overhead_s=jnp.zeros_like(step),
-        tp_comm_s=m * stage_tp,
-        pp_comm_s=m * p2p_s,
-        bubble_s=bubble_s,
-        dp_comm_s=dp_s,
-        optimizer_s=optimizer_s,
         silicon_area_m2=silicon,
         reticle_utilisation=phys.reticle_utilisation,
         wafer_yield=phys.wafer_yield,
         n_devices=n_regions,
         violations=viol,
+    )
+
+
+def power_violations(viol, power_w, n_wafers, wafer_silicon_m2, max_wafer_w, max_density):
+    """Add the power and power-density violations of a system drawing ``power_w``."""
+    per_wafer = safe_div(power_w, n_wafers)
+    viol = accumulate(viol, Violation.POWER, per_wafer > max_wafer_w)
+    return accumulate(
+        viol, Violation.POWER_DENSITY, safe_div(per_wafer, wafer_silicon_m2) > max_density
+    )
+
+
+def compose_training(terms: WaferTrainingTerms, factors: NetworkFactors) -> Metrics:
+    r"""Metrics of a training step from its terms and the network's factors (pure, jittable).
+
+    Per micro-batch and stage: GEMMs (:func:`~theseus_jax.cost.noc.stream_times`; the TP
+    share is the time beyond compute), the all-to-all at ``a2a_s / a2a_bw``, vector work,
+    the weight-streaming stall ``max(stream - layer work, 0)``, the spill, and the pipeline
+    transfer (on-wafer at ``reticle_bw``, or the off-wafer link when slower). The step is
+
+    .. math::
+
+        t = (m + (p - 1)/v)\, t_{mb} + t_{dp} + t_{opt}
+
+    with the DP reduction hidden behind the last micro-batch's backward pass when it
+    overlaps. Energy is the dynamic energy plus static power over the step.
+    """
+    t = terms
+    g = N_GEMMS
+    t_gemm, _ = stream_times(t.streams, factors)
+    t_comp = t.streams.t_comp_s
+    layer_comp = jnp.sum(t_comp[:g] * t.passes[:g])
+    layer_gemm = jnp.sum(t_gemm[:g] * t.passes[:g])
+    logit_s = t.passes[g] * t_gemm[g]
+    a2a_s = safe_div(t.a2a_s, factors.a2a_bw)
+    stall = jnp.where(
+        t.stream > 0, jnp.maximum(t.stream_s_layer - (layer_gemm + t.vec_s + a2a_s), 0.0), 0.0
+    )
+    stage_compute = t.layers * (layer_comp + t.vec_s) + logit_s
+    stage_tp = t.layers * (layer_gemm - layer_comp + a2a_s)
+    stage_memory = t.layers * stall + t.spill_s
+    on_wafer = safe_div(t.p2p_bw_s, factors.reticle_bw) + t.p2p_lat_s
+    p2p_one = jnp.where(t.span_wafers > 0, jnp.maximum(on_wafer, t.p2p_off_s), on_wafer)
+    p2p_s = jnp.where(t.pp > 1, 2.0 * t.interleave * p2p_one, 0.0)
+    t_mb = stage_compute + stage_tp + stage_memory + p2p_s
+    bubble_s = safe_div(t.pp - 1.0, t.interleave) * t_mb
+
+    on_dp = safe_div(t.dp_on_s, factors.reticle_bw)
+    dp_raw = jnp.where(
+        t.dp_multi > 0, jnp.where(t.dp_spans > 0, jnp.maximum(on_dp, t.dp_off_s), on_dp), 0.0
+    )
+    window = safe_div(2.0 + t.full, 3.0 + t.full) * (t_mb - logit_s)  # last backward pass
+    dp_s = jnp.where(t.dp_overlap > 0, jnp.maximum(dp_raw - window, 0.0), dp_raw)
+    step = (t.m + safe_div(t.pp - 1.0, t.interleave)) * t_mb + dp_s + t.optimizer_s
+
+    energy = t.dyn_energy_j + t.static_w * step
+    power = safe_div(energy, step)
+    viol = power_violations(
+        t.violations,
+        power,
+        t.n_wafers,
+        t.wafer_silicon_m2,
+        t.max_wafer_power_w,
+        t.max_power_density_w_per_m2,
+    )
+    return Metrics(
+        step_time_s=step,
+        tokens_per_s=safe_div(t.tokens, step),
+        mfu=safe_div(t.model_flops, step * t.peak_flops),
+        hfu=safe_div(t.hw_flops, step * t.peak_flops),
+        power_w=power,
+        energy_per_token_j=safe_div(energy, t.tokens),
+        model_flops=t.model_flops,
+        hw_flops=t.hw_flops,
+        peak_flops=t.peak_flops,
+        mem_bytes=t.mem_bytes,
+        mem_capacity_bytes=t.mem_capacity_bytes,
+        compute_s=t.m * stage_compute,
+        memory_s=t.m * stage_memory,
+        overhead_s=jnp.zeros_like(step),
+        tp_comm_s=t.m * stage_tp,
+        pp_comm_s=t.m * p2p_s,
+        bubble_s=bubble_s,
+        dp_comm_s=dp_s,
+        optimizer_s=t.optimizer_s,
+        silicon_area_m2=t.silicon_area_m2,
+        reticle_utilisation=t.reticle_utilisation,
+        wafer_yield=t.wafer_yield,
+        n_devices=t.n_devices,
+        violations=viol,
         feasible=viol == 0,
     )
+
+
+def f0_factors(terms) -> NetworkFactors:
+    """F0's factors for ``terms`` (:func:`~theseus_jax.cost.noc.analytic_factors`)."""
+    return analytic_factors(terms.streams, terms.eta_reticle)
+
+
+def wafer_training_step(design, tech, phys, workload, mp) -> Metrics:
+    """F0 metrics of one training step on wafer-scale system ``design`` under mapping ``mp``:
+    :func:`compose_training` of :func:`wafer_training_terms` with F0's analytic factors."""
+    terms = wafer_training_terms(design, tech, phys, workload, mp)
+    return compose_training(terms, f0_factors(terms))

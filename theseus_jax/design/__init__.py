@@ -1,10 +1,7 @@
-from ._gpu import GPU_FIELDS as GPU_FIELDS, GPUSystem as GPUSystem
-from ._space import (
-    DesignSpace as DesignSpace,
-    ParamSpec as ParamSpec,
-    list_spaces as list_spaces,
-    load_space as load_space,
-)
+"""Design pytrees: :class:`WaferDesign` and :class:`GPUSystem` with their field tables and
+enums. The design space (legal values, sampling, loading) is :mod:`theseus_jax.space`."""
+
+from ._gpu import GPU_FIELDS as GPU_FIELDS, GPUSystem as GPUSystem, with_gpus as with_gpus
 from ._wafer import (
     WAFER_FIELDS as WAFER_FIELDS,
     DramKind as DramKind,

@@ -103,3 +103,12 @@ class GPUSystem(eqx.Module):
         FP8/FP4 kernels have their own (lower: casts, scaling, shorter K loops per byte)."""
         low = (precision_bits <= 8) & (self.peak_flops_8 > 0)
         return jnp.where(low, self.gemm_efficiency_8, self.gemm_efficiency)
+
+
+def with_gpus(system: GPUSystem, n: int) -> GPUSystem:
+    """A copy of GPU cluster ``system`` with ``n`` GPUs (``n >= 1``)."""
+    if n < 1:
+        raise ValueError(f"a GPU cluster needs n_gpus >= 1, got {n}")
+    kw = {f: getattr(system, f) for f in system.__annotations__}
+    kw["n_gpus"] = float(n)
+    return GPUSystem(**kw)

@@ -1,5 +1,7 @@
 """Design-space exploration: Pareto utilities, NSGA-II, gradient refinement, durable runs."""
 
+from ._gpu_reference import gpu_reference as gpu_reference
+from .evaluation import Evaluation as Evaluation
 from .explore import (
     ExploreConfig as ExploreConfig,
     hypervolume_trace as hypervolume_trace,
@@ -10,6 +12,7 @@ from .explore_inference import (
     InferenceExploreConfig as InferenceExploreConfig,
     run_inference_explore as run_inference_explore,
 )
+from .methods import METHODS as METHODS, Method as Method
 from .nsga2 import NSGA2 as NSGA2, NSGA2State as NSGA2State, nsga2 as nsga2, run_nsga2 as run_nsga2
 from .pareto import (
     hypervolume as hypervolume,
@@ -18,6 +21,7 @@ from .pareto import (
     nondominated_mask as nondominated_mask,
     pareto_mask as pareto_mask,
 )
+from .problem import Problem as Problem
 from .refine import (
     RefineResult as RefineResult,
     constraint_margins as constraint_margins,

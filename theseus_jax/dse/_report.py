@@ -1,7 +1,11 @@
 """What an exploration run leaves behind: the hypervolume trace, ``pareto.csv``,
 ``summary.json``, ``pareto.png`` and ``convergence.png`` (host side, from the stored
-evaluations of a run; :func:`~theseus_jax.dse.explore.run_explore` calls
-:func:`summarise` at the end of a run and of every resume)."""
+evaluations of a run; :func:`~theseus_jax.dse.run_explore` calls :func:`summarise` at the
+end of a run and of every resume).
+
+``pareto.png`` and ``summary.json`` carry a GPU reference point: the repository's default
+GPU cluster of comparable peak FLOP/s on the same workload, F0 under its best mapping
+(:mod:`theseus_jax.dse._gpu_reference`)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluation import Evaluation
 from .pareto import hypervolume, hypervolume_2d, pareto_mask
 
 __all__ = ["hypervolume_trace", "summarise"]
@@ -24,6 +29,10 @@ def hypervolume_trace(records, ref) -> tuple[np.ndarray, np.ndarray]:
     1.5x its highest F0 power), so designs that span orders of magnitude weigh evenly.
     F1-infeasible designs do not count. Returns ``(cost, hv)`` after each F1 evaluation
     (starting at ``(0, 0)``); ``cost`` includes lower-fidelity evaluations.
+
+    ``records``: :class:`~theseus_jax.dse.evaluation.Evaluation` records or the store's
+    :class:`~theseus_jax.dse.store.EvalRecord` rows (anything with ``cost``, ``fidelity``,
+    ``feasible`` and ``objectives``).
     """
     cost, hv = [0.0], [0.0]
     pts = []
@@ -66,14 +75,15 @@ def _wafers(prob, record) -> float:
     return float(np.asarray(d.n_wafers).reshape(-1)[0])
 
 
-def _is_refined(record) -> bool:
+def _is_refined(record: Evaluation) -> bool:
     """Whether an evaluation is a gradient-refined design (not a pool design)."""
-    return (record.extra or {}).get("level") == "refine"
+    return record.refined
 
 
 def summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
     """Write ``pareto.csv``, ``summary.json`` and the plots of a run; return the summary."""
-    recs = store.evaluations()
+    recs = [Evaluation.from_record(r) for r in store.evaluations()]
+    gpu = prob.gpu_reference()
     f1 = [r for r in recs if r.fidelity == 1]
     cost, hv = hypervolume_trace(recs, prob.ref)
     pts = np.array([r.objectives for r in f1 if r.feasible], float).reshape(-1, 2)
@@ -93,7 +103,7 @@ def summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
             vals += [f"{r.design.get(n, math.nan):.6g}" for n in names if n != "n_wafers"]
             vals += [_code_name(n, r.design.get(n)) for n in _CODE_NAMES]
             fh.write(",".join(vals) + "\n")
-    _plot(run_dir, prob, f1, front, cost, hv, cfg)
+    _plot(run_dir, prob, f1, front, cost, hv, cfg, gpu)
     # reporting only: a third objective, the wafers the system needs (its silicon cost)
     n_waf = np.array([_wafers(prob, r) for r in feas_recs], float).reshape(-1)
     ref_w = 1.5 * float(np.max(np.asarray(prob.designs.n_wafers, float)))
@@ -132,13 +142,31 @@ def summarise(cfg, prob, store, run_dir: Path, wall_s: float) -> dict:
             )
             for r in rows
         ],
+        gpu_reference=gpu,
         run_wall_s=wall_s,
     )
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
-def _plot(run_dir, prob, f1, front, cost, hv, cfg) -> None:
+def plot_gpu_reference(ax, gpu: dict | None) -> None:
+    """Draw a GPU reference point (``gpu_reference``'s dict, power in kW) on a
+    power-vs-throughput axis; nothing when there is none."""
+    if not gpu:
+        return
+    ax.scatter(
+        [gpu["power_w"] / 1e3],
+        [gpu["tokens_per_s"]],
+        s=60,
+        marker="D",
+        c="k" if gpu["feasible"] else "none",
+        edgecolors="k",
+        zorder=4,
+        label=gpu["label"],
+    )
+
+
+def _plot(run_dir, prob, f1, front, cost, hv, cfg, gpu) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,6 +194,7 @@ def _plot(run_dir, prob, f1, front, cost, hv, cfg) -> None:
                 ax.annotate(
                     f"{w}w", (pw / 1e3, t), fontsize=7, xytext=(3, 3), textcoords="offset points"
                 )
+    plot_gpu_reference(ax, gpu)
     ax.set_xlabel("power (kW)")
     ax.set_ylabel("throughput (tokens/s)")
     ax.set_xscale("log")

@@ -25,10 +25,17 @@ Outputs (written atomically: temporary name, then :func:`os.replace`):
   parameters in SI, ``map_*`` mapping fields, ``feasible``, ``violated`` names, ``pareto``);
 * ``pareto.csv`` -- the feasible Pareto designs, highest throughput first (same columns
   without the last three);
-* ``pareto.png`` -- log-log power (kW) vs output tokens/s, front highlighted;
+* ``pareto.png`` -- log-log power (kW) vs output tokens/s, front highlighted, with the GPU
+  reference point;
 * ``summary.json`` -- configuration, counts (infeasible by reason), front, best values,
-  hypervolume in decades^2 (the convention of :func:`theseus_jax.dse.explore.hypervolume_trace`)
-  and the fidelity statement.
+  hypervolume in decades^2 (the convention of :func:`theseus_jax.dse.explore.hypervolume_trace`),
+  the GPU reference and the fidelity statement.
+
+GPU reference: the repository's default GPU cluster (A100 DGX) with the whole nodes whose
+peak FLOP/s is closest to the median peak of the feasible screened designs, on the same
+serving workload, F0 under its best mapping (:mod:`theseus_jax.dse._gpu_reference`; tokens/s
+and W in ``summary.json["gpu_reference"]``, a diamond on ``pareto.png``; None when no
+mapping of the workload fits any GPU count near it).
 
 The run is deterministic given the seed.
 """
@@ -53,8 +60,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._violations import describe
-from .explore import _decades
+from ..io import load_tech
+from ..mapping import enumerate_wafer_inference_mappings
+from ..metrics._evaluate import _best, evaluate_mappings
+from ..space import load_space
+from ..workload import load_inference_workload
+from ._gpu_reference import gpu_reference
+from ._report import plot_gpu_reference
 from .pareto import hypervolume_2d, pareto_mask
+from .problem import decades
 
 __all__ = [
     "InferenceExploreConfig",
@@ -163,7 +177,6 @@ def _screen_chunk(designs, workload, mappings, tech, objective):
     """Best mapping of each design of a chunk (``make_evaluator``'s body, at module level so
     runs that share shapes -- e.g. a sweep of the tpot bound, a leaf of ``workload`` -- share
     one compilation)."""
-    from ..metrics._evaluate import _best, evaluate_mappings
 
     valid = jnp.ones(jnp.shape(mappings.tp)[0], bool)
 
@@ -252,12 +265,6 @@ def run_inference_explore(
             constraints and what to change; ``designs.csv`` is still written).
         FileExistsError: ``run_dir`` holds a training exploration (``run.sqlite``).
     """
-    from .. import (
-        enumerate_wafer_inference_mappings,
-        load_inference_workload,
-        load_space,
-        load_tech,
-    )
 
     if not isinstance(cfg, InferenceExploreConfig):
         raise TypeError(f"cfg must be an InferenceExploreConfig, got {type(cfg).__name__}")
@@ -351,7 +358,7 @@ def run_inference_explore(
 
     # ---- summary
     ref = (0.5 * float(tput[feas].min()), 1.5 * float(power[feas].max()))
-    pts = _decades(tput[pidx], power[pidx], ref)
+    pts = decades(tput[pidx], power[pidx], ref)
     hv = hypervolume_2d(pts[:, 0], pts[:, 1], 0.0, 0.0)
     g = lambda k, i: float(np.asarray(getattr(m, k))[i])  # noqa: E731
     pareto = [
@@ -386,16 +393,30 @@ def run_inference_explore(
         hypervolume=float(hv),
         hypervolume_units="decades^2 (log10 output tokens/s x log10 power, as explore)",
         hv_reference=dict(tokens_per_s=ref[0], power_w=ref[1]),
+        gpu_reference=gpu_reference(
+            wl, float(np.median(np.asarray(m.peak_flops, np.float64)[feas]))
+        ),
         eval_s=dt,
         wall_s=0.0,
     )
-    _plot(run_dir / "pareto.png", tput, power, feas, pidx, cfg, wl.model.name)
+    _plot(
+        run_dir / "pareto.png",
+        tput,
+        power,
+        feas,
+        pidx,
+        cfg,
+        wl.model.name,
+        summary["gpu_reference"],
+    )
     summary["wall_s"] = time.perf_counter() - t_start
     _write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 
-def _plot(path: Path, tput, power, feas, pidx, cfg: InferenceExploreConfig, model: str) -> None:
+def _plot(
+    path: Path, tput, power, feas, pidx, cfg: InferenceExploreConfig, model: str, gpu=None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -406,6 +427,7 @@ def _plot(path: Path, tput, power, feas, pidx, cfg: InferenceExploreConfig, mode
     order = pidx[np.argsort(power[pidx], kind="stable")]
     ax.step(power[order] / 1e3, tput[order], "-", c="tab:red", where="post", label="Pareto front")
     ax.scatter(power[order] / 1e3, tput[order], s=18, c="tab:red", zorder=3)
+    plot_gpu_reference(ax, gpu)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("power (kW)")

@@ -2,7 +2,7 @@ r"""Gradient refinement of wafer-scale designs through F0 (BRIEF section 5, "gra
 
 Given a batch of good designs (e.g. the best ones found by a sweep, NSGA-II or MFBO), the
 continuous knobs of each design (the free ``"interval"`` parameters of the
-:class:`~theseus_jax.design.DesignSpace`: clock, D2D bandwidth ratio, DRAM port bandwidth and
+:class:`~theseus_jax.space.DesignSpace`: clock, D2D bandwidth ratio, DRAM port bandwidth and
 bandwidth density, spare-core fraction) are optimised with optax, the discrete knobs held
 fixed, in the space's unit encoding :math:`u \in [0, 1]^k` (so that the step sizes of a GHz
 clock and a 0-10 % spare fraction are comparable). Per design the loss is
@@ -60,13 +60,13 @@ from jax.scipy.special import gammaincc
 
 from .._numerics import safe_div, safe_log
 from ..cost import area as _area, yield_model as _ym
+from ..cost._records import Metrics
 from ..cost.physical import physical_wsc, power_density_limit_w
 from ..cost.wafer import wafer_training_step
-from ..design._space import DesignSpace
 from ..design._wafer import DramKind, Integration, WaferDesign
 from ..mapping._plan import Mapping
 from ..metrics._evaluate import _objective, make_evaluator
-from ..metrics._metrics import Metrics
+from ..space import DesignSpace
 from ..workload._llm import InferenceWorkload
 
 __all__ = [

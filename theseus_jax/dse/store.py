@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._version import __version__
+
 __all__ = ["EvalRecord", "RunStore", "RunLock", "RunBusy", "DB_NAME", "LOCK_NAME"]
 
 DB_NAME = "run.sqlite"
@@ -123,8 +125,6 @@ class RunStore:
     @classmethod
     def create(cls, run_dir, config: dict) -> RunStore:
         """Start a new run in ``run_dir`` (created if needed); refuses to overwrite a run."""
-        from .. import __version__
-
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / DB_NAME

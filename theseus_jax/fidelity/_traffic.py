@@ -35,18 +35,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..cost.physical import physical_wsc
 from ..sim import MeshConfig, TrafficMatrix
-from ._f1 import (
-    RETICLE_CAP,
-    WINDOW_K,
-    _best_mapping,
-    _d2d_period,
-    _f0_pieces_jit,
-    _packet_flits,
-    _router_kw,
-    f0_rho,
-)
+from ._f1 import _NEEDS_MAPPING, _host, _rho, _terms_jit
+from ._windows import RETICLE_CAP, WINDOW_K, NetParams, d2d_period, packet_flits, router_kw
 
 __all__ = ["Phase", "workload_traffic"]
 
@@ -71,18 +62,18 @@ class Phase(NamedTuple):
     description: str
 
 
-def _cfg(kx, ky, pc, tech, *, reticle=0, period=1):
+def _cfg(kx, ky, net: NetParams, tech, *, reticle=0, period=1):
     return MeshConfig(
         kx=kx,
         ky=ky,
-        n_vcs=int(round(float(pc["n_vcs"]))),
-        buf_depth=int(round(float(pc["buffer_depth"]))),
-        packet_size=_packet_flits(pc["link_bits"]),
+        n_vcs=int(round(net.n_vcs)),
+        buf_depth=int(round(net.buffer_depth)),
+        packet_size=packet_flits(net.link_bits),
         pattern="matrix",
         reticle_x=reticle,
         reticle_y=reticle,
         d2d_period=period if reticle else 1,
-        **_router_kw(tech),
+        **router_kw(tech),
     )
 
 
@@ -93,27 +84,27 @@ def _mean_sender_rate(flows) -> float:
     return float(np.mean(list(per.values()))) if per else 0.0
 
 
-def workload_traffic(design, workload, tech, *, mapping=None) -> dict[str, Phase]:
+def workload_traffic(design, workload, tech, *, mapping) -> dict[str, Phase]:
     """The communication phases of one training step of ``workload`` on ``design``.
 
     Args:
         design: one (unbatched) :class:`~theseus_jax.WaferDesign`.
         workload: :class:`~theseus_jax.TrainingWorkload`.
         tech: :class:`~theseus_jax.Tech`.
-        mapping: the :class:`~theseus_jax.Mapping`; default F0's best (step time).
+        mapping: the :class:`~theseus_jax.Mapping` (e.g. F0's best).
 
     Returns:
         ``{name: Phase}`` in the order of the module docstring; simulate one with
         ``measure_batch(ph.cfg, [1.0], traffic=ph.traffic)`` (factors scale the rates).
     """
     if mapping is None:
-        mapping = _best_mapping(design, workload, tech)
-    pc = _f0_pieces_jit(design, tech, physical_wsc(design, tech), workload, mapping)
-    pc = {k: np.asarray(v, float) for k, v in pc.items()}
-    cores = float(pc["tp"]) * float(np.asarray(design.usable_cores_per_reticle()))
+        raise ValueError(_NEEDS_MAPPING.format(fn="workload_traffic"))
+    t = _host(_terms_jit(design, tech, workload, mapping))
+    net = NetParams.of(design, t.crosses)
+    cores = float(t.tp) * float(np.asarray(design.usable_cores_per_reticle()))
     side = int(max(2, min(WINDOW_K, round(np.sqrt(cores)))))
-    crosses = float(pc["crosses"]) > 0
-    period = _d2d_period(pc["d2d_bw_ratio"])
+    crosses = net.crosses > 0
+    period = d2d_period(net.d2d_bw_ratio)
     core_period = period if crosses else 1
     k = side
     n = k * k
@@ -122,7 +113,7 @@ def workload_traffic(design, workload, tech, *, mapping=None) -> dict[str, Phase
     # the region's GEMM streams cross reticle boundaries when it spans reticles: the window's
     # links are then of that class (period P), as the F1 evaluator's windows are
     ret = 1 if crosses else 0
-    rho = float(np.max(f0_rho(pc), initial=0.0))
+    rho = float(np.max(_rho(t), initial=0.0))
     if rho > 0:
         mid = k // 2
         r = min(rho / core_period, 1.0)
@@ -144,36 +135,36 @@ def workload_traffic(design, workload, tech, *, mapping=None) -> dict[str, Phase
         ):
             phases[name] = Phase(
                 name,
-                _cfg(k, k, pc, tech, reticle=ret, period=core_period),
+                _cfg(k, k, net, tech, reticle=ret, period=core_period),
                 TrafficMatrix.from_flows(n, flows),
                 "core",
                 _mean_sender_rate(flows),
                 what,
             )
-    if float(pc["a2a_s"]) > 0:
+    if float(getattr(t, "a2a_s", 0.0)) > 0:
         r = min(1.0, 4.0 / k / core_period)
         flows = [(s, d, r / n) for s in range(n) for d in range(n)]
         phases["tp_all_to_all"] = Phase(
             "tp_all_to_all",
-            _cfg(k, k, pc, tech, reticle=(k // 2 if crosses else 0), period=core_period),
+            _cfg(k, k, net, tech, reticle=(k // 2 if crosses else 0), period=core_period),
             TrafficMatrix.from_flows(n, flows),
             "core",
             r,
             "attention redistribution, uniform over the region at its bisection bound",
         )
-    rows = int(round(float(pc["reticle_rows"])))
-    cols = int(round(float(pc["reticle_cols"])))
+    rows = int(round(net.reticle_rows))
+    cols = int(round(net.reticle_cols))
     rkx, rky = min(cols, RETICLE_CAP), max(1, min(rows, RETICLE_CAP))
-    tp = int(round(float(pc["tp"])))
+    tp = int(round(float(t.tp)))
     # a region is a near-square block of reticles: its width along x
     rw = int(max(1, min(rkx, round(np.sqrt(tp)))))
     if rkx >= 2:
         rn = rkx * rky
         ridx = lambda x, y: y * rkx + x  # noqa: E731
         rate = 1.0 / period
-        rcfg = _cfg(rkx, rky, pc, tech, reticle=1, period=period)
+        rcfg = _cfg(rkx, rky, net, tech, reticle=1, period=period)
         edges = [x for x in range(rkx - 1) if (x + 1) % rw == 0] or [rkx // 2 - 1]
-        if float(pc["pp"]) > 1:
+        if float(t.pp) > 1:
             flows = [(ridx(x, y), ridx(x + 1, y), rate) for y in range(rky) for x in edges]
             phases["pp_p2p"] = Phase(
                 "pp_p2p",
@@ -183,7 +174,7 @@ def workload_traffic(design, workload, tech, *, mapping=None) -> dict[str, Phase
                 rate,
                 "activations across each region boundary to the next stage",
             )
-        if float(pc["dp"]) > 1:
+        if float(t.dp) > 1 and hasattr(t, "dp_on_s"):
             flows = []
             for y in range(rky):
                 for x in edges:
@@ -197,9 +188,9 @@ def workload_traffic(design, workload, tech, *, mapping=None) -> dict[str, Phase
                 rate,
                 "gradient ring reduction between adjacent data-parallel regions (both ways)",
             )
-    if float(pc["stream"]) > 0:
+    if float(getattr(t, "stream", 0.0)) > 0:
         link_bw = float(np.asarray(design.link_bw_bytes_per_s()))
-        stream_bw = float(pc["stream_bw"])
+        stream_bw = float(t.stream_bw_bytes_per_s)
         per_core = stream_bw / max(cores, 1.0) / max(link_bw, 1e-30)
         r_port = min(1.0, per_core * (k - 1))
         if r_port > 1e-4:  # ports idle below this (weights resident or off-wafer)
@@ -208,7 +199,7 @@ def workload_traffic(design, workload, tech, *, mapping=None) -> dict[str, Phase
             ]
             phases["dram_stream"] = Phase(
                 "dram_stream",
-                _cfg(k, k, pc, tech, reticle=ret, period=core_period),
+                _cfg(k, k, net, tech, reticle=ret, period=core_period),
                 TrafficMatrix.from_flows(n, flows),
                 "core",
                 r_port,

@@ -8,6 +8,7 @@ from ._load import (
     list_techs as list_techs,
     load_system as load_system,
     load_tech as load_tech,
+    load_tech_ranges as load_tech_ranges,
     system_kind as system_kind,
     system_tech_name as system_tech_name,
 )

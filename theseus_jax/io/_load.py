@@ -25,10 +25,11 @@ the field's own unit, with ``0 <= lo <= value <= hi`` and ``lo < hi``; ``"dist"`
 it is sampled (``"uniform"`` or ``"loguniform"``; by default log-uniform when ``lo > 0`` and
 ``hi / lo >= 3``, else uniform). Categorical and whole-number fields take no range. Ranges do
 not change what :func:`load_tech` returns; :func:`tech_range_table` reads them (used by
-:func:`theseus_jax.tech.load_tech_ranges`).
+:func:`load_tech_ranges`).
 
 Files live in ``configs/tech/`` and ``configs/systems/`` (:func:`theseus_jax._paths.configs_dir`);
-a path to a file elsewhere works too.
+a path to a file elsewhere works too. Names resolve through
+:func:`theseus_jax._config.resolve_config` (file stem, ``name`` or alias).
 """
 
 from __future__ import annotations
@@ -36,16 +37,17 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from .._config import config_names, looks_like_path, resolve_config
 from .._paths import configs_dir
 from .._units import to_si
 from ..design import GPU_FIELDS, WAFER_FIELDS, GPUSystem, WaferDesign
-from ..tech import TECH_FIELDS, Tech
+from ..tech import TECH_FIELDS, Tech, TechRanges
 
 __all__ = [
     "load_tech",
@@ -58,6 +60,7 @@ __all__ = [
     "design_from_dict",
     "fields_of_kind",
     "tech_range_table",
+    "load_tech_ranges",
 ]
 
 _TOP_KEYS_REQUIRED = ("name", "kind", "description", "fields")
@@ -73,8 +76,8 @@ _KIND_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "wafer": WAFER_FIELDS,
     "gpu": GPU_FIELDS,
 }
-_KIND_CLASS = {"tech": Tech, "wafer": WaferDesign, "gpu": GPUSystem}
-_KIND_DIR = {"tech": "tech", "wafer": "systems", "gpu": "systems"}
+_KIND_CLASS = MappingProxyType({"tech": Tech, "wafer": WaferDesign, "gpu": GPUSystem})
+_KIND_DIR = MappingProxyType({"tech": "tech", "wafer": "systems", "gpu": "systems"})
 
 # Range rules beyond "finite and >= 0" (static schema, not physics).
 _CATEGORICAL: dict[str, tuple[int, ...]] = {
@@ -89,7 +92,7 @@ _FRACTION_CLOSED = {
     "gemm_efficiency_8",
     "hbm_efficiency",
 }
-_FRACTION_OPEN = {"spare_core_frac"}  # in [0, 1)
+_FRACTION_OPEN = frozenset({"spare_core_frac"})  # in [0, 1)
 _POSITIVE = {
     # tech
     "sram_density_bits_per_m2",
@@ -141,65 +144,19 @@ def fields_of_kind(kind: str) -> tuple[tuple[str, str, str], ...]:
 # ---------------------------------------------------------------------------------------
 
 
-def _json_files(sub: str) -> list[Path]:
-    d = configs_dir() / sub
-    return sorted(d.glob("*.json")) if d.is_dir() else []
-
-
 def list_techs() -> list[str]:
     """Names (file stems) of the technology files in ``configs/tech/``."""
-    return [p.stem for p in _json_files("tech")]
+    return config_names("tech")
 
 
 def list_systems() -> list[str]:
     """Names (file stems) of the system files in ``configs/systems/`` (wafer and GPU)."""
-    return [p.stem for p in _json_files("systems")]
+    return config_names("systems")
 
 
-def _looks_like_path(x) -> bool:
-    if isinstance(x, os.PathLike):
-        return True
-    s = str(x)
-    return s.endswith(".json") or os.sep in s or "/" in s
-
-
-def _resolve(sub: str, name_or_path, what: str) -> Path:
-    """Find a config file by path, file stem, ``name`` or alias (case-insensitive)."""
-    if _looks_like_path(name_or_path):
-        p = Path(name_or_path)
-        if not p.is_file():
-            raise ValueError(f"{what} file {str(p)!r} does not exist")
-        return p
-    key = str(name_or_path).strip().lower()
-    files = _json_files(sub)
-    for p in files:  # fast path: the file stem
-        if p.stem.lower() == key:
-            return p
-    index: dict[str, Path] = {}
-    for p in files:
-        index.setdefault(p.stem.lower(), p)
-        try:
-            doc = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue  # a broken file is reported when it is loaded by name
-        if not isinstance(doc, dict):
-            continue
-        names = [doc.get("name")] + list(doc.get("aliases") or [])
-        for n in names:
-            if isinstance(n, str):
-                index.setdefault(n.strip().lower(), p)
-    if key in index:
-        return index[key]
-    available = sorted({p.stem for p in files})
-    aliases = sorted(k for k in index if k not in {a.lower() for a in available})
-    close = difflib.get_close_matches(key, list(index), n=1, cutoff=0.3)
-    hint = f" Did you mean {index[close[0]].stem!r}?" if close else ""
-    raise ValueError(
-        f"unknown {what} {str(name_or_path)!r}.{hint} Available in {configs_dir() / sub}: "
-        f"{available}"
-        + (f" (aliases: {aliases})" if aliases else "")
-        + ". Pass a path to a .json file to load one from elsewhere, or set $THESEUS_CONFIGS."
-    )
+# A config file by path, file stem, ``name`` or alias (case-insensitive); the name is kept for
+# the callers that import it (theseus_jax.validate._cases).
+_resolve = resolve_config
 
 
 def _read(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
@@ -462,6 +419,35 @@ def tech_range_table(name_or_path) -> dict[str, tuple[float, float, bool]]:
     return ranges
 
 
+def load_tech_ranges(name_or_path) -> TechRanges:
+    """Read the ``"range"``/``"dist"`` entries of a technology file as ranges.
+
+    Args:
+        name_or_path: file stem (``"n7"``), the file's ``name`` or an alias, or a path
+            (resolved and validated exactly as by :func:`load_tech`).
+
+    Returns:
+        :class:`~theseus_jax.tech.TechRanges` with the ranged fields in :data:`TECH_FIELDS`
+        order, SI units.
+
+    Raises:
+        ValueError: unknown technology, or an invalid file or range (naming file and field).
+
+    Examples:
+        >>> r = load_tech_ranges("n7")
+        >>> "router_delay_cycles" in r.names, "sram_energy_j_per_bit" in r.names
+        (False, True)
+    """
+    table = tech_range_table(name_or_path)
+    names = tuple(table)
+    return TechRanges(
+        names,
+        [table[n][0] for n in names],
+        [table[n][1] for n in names],
+        [table[n][2] for n in names],
+    )
+
+
 def load_system(name_or_path) -> WaferDesign | GPUSystem:
     """Load a system file (``configs/systems/<name>.json`` or a path).
 
@@ -487,7 +473,7 @@ def load_system(name_or_path) -> WaferDesign | GPUSystem:
     kind, values = _validate(doc, path, ("wafer", "gpu"))
     if kind == "wafer":
         tech = doc["tech"]
-        if not _looks_like_path(tech) and tech.lower() not in {t.lower() for t in list_techs()}:
+        if not looks_like_path(tech) and tech.lower() not in {t.lower() for t in list_techs()}:
             close = difflib.get_close_matches(tech, list_techs(), n=1)
             raise ValueError(
                 f"{path}: tech {tech!r} is not in {configs_dir() / 'tech'} "

@@ -15,11 +15,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._violations import Violation, describe
+from ..cost._records import InferenceMetrics, Metrics
 from ..cost.gpu import gpu_training_step
-from ..cost.inference import gpu_inference, wafer_inference
+from ..cost.inference import gpu_inference
+from ..cost.physical import physical_wsc
 from ..cost.wafer import wafer_training_step
+from ..cost.wafer_inference import wafer_inference
 from ..design._gpu import GPUSystem
 from ..design._wafer import WaferDesign
+from ..fidelity import F1Cache, F1Cost, evaluate_f1
 from ..mapping._enumerate import (
     enumerate_gpu_inference_mappings,
     enumerate_gpu_mappings,
@@ -28,7 +32,6 @@ from ..mapping._enumerate import (
 )
 from ..mapping._plan import Mapping
 from ..workload._llm import InferenceWorkload
-from ._metrics import InferenceMetrics, Metrics
 
 __all__ = [
     "evaluate_point",
@@ -45,7 +48,6 @@ OBJECTIVES = ("time", "energy", "perf_per_watt", "latency", "ttft")
 
 
 def _physical(design, tech):
-    from ..cost.physical import physical_wsc
 
     return physical_wsc(design, tech)
 
@@ -85,11 +87,8 @@ def evaluate_mappings(design, workload, mappings: Mapping, tech=None):
 
 
 def _popcount(x):
-    x = x.astype(jnp.uint32)
-    c = jnp.zeros_like(x)
-    for i in range(32):
-        c = c + ((x >> i) & 1)
-    return c.astype(jnp.float32)
+    """Number of violated constraints in a bitflag word."""
+    return jax.lax.population_count(x.astype(jnp.uint32)).astype(jnp.float32)
 
 
 def _objective(metrics, objective: str):
@@ -221,6 +220,10 @@ def make_evaluator(
     tech=None,
     objective: str = "time",
     memory_budget_bytes: float = DEFAULT_MEMORY_BUDGET_BYTES,
+    fidelity: str = "f0",
+    f1_max_cycles: int = 16000,
+    f1_seed: int = 0,
+    f1_cache: F1Cache | None = None,
 ) -> Callable:
     """Return ``evaluate(designs) -> EvalResult``, jit-compiled, closing over the rest.
 
@@ -229,7 +232,29 @@ def make_evaluator(
     ``memory_budget_bytes`` (at ``PAIR_BYTES`` per pair) is evaluated in chunks of a fixed
     power-of-two size (the last one padded), so any batch runs in bounded memory with one
     compilation and the same results.
+
+    ``fidelity="f1"`` (wafers only) picks each design's best mapping with F0, then
+    re-evaluates that point with F1: the same cost terms composed with network factors
+    measured on the cycle-level simulator (:func:`~theseus_jax.fidelity.evaluate_f1`,
+    ``f1_max_cycles`` / ``f1_seed`` per design, simulators compiled into ``f1_cache``, a
+    fresh :class:`~theseus_jax.fidelity.F1Cache` by default). It is a host loop over the
+    designs (seconds to minutes each); the result also carries each design's
+    :class:`~theseus_jax.fidelity.F1Cost` in ``f1_costs``.
     """
+    if fidelity not in ("f0", "f1"):
+        raise ValueError(f"fidelity must be 'f0' or 'f1', got {fidelity!r}")
+    if fidelity == "f1":
+        return _make_f1_evaluator(
+            workload,
+            mappings=mappings,
+            mask=mask,
+            tech=tech,
+            objective=objective,
+            memory_budget_bytes=memory_budget_bytes,
+            max_cycles=f1_max_cycles,
+            seed=f1_seed,
+            cache=f1_cache,
+        )
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if not memory_budget_bytes > 0:
@@ -268,6 +293,51 @@ def make_evaluator(
         return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
 
     evaluate_fn.chunk_size = chunk
+
+    return evaluate_fn
+
+
+class F1Result(eqx.Module):
+    """:class:`EvalResult` of an F1 evaluation, with each design's F1 cost."""
+
+    metrics: Metrics | InferenceMetrics
+    mapping_index: jnp.ndarray
+    n_feasible: jnp.ndarray
+    f1_costs: tuple[F1Cost, ...] = eqx.field(static=True)
+
+
+def _make_f1_evaluator(workload, *, mappings, tech, max_cycles, seed, cache, **kw) -> Callable:
+    if tech is None:
+        raise ValueError("fidelity='f1' evaluates wafers and needs `tech` (load_tech('n7'))")
+    f0 = make_evaluator(workload, mappings=mappings, tech=tech, **kw)
+    cache = cache if cache is not None else F1Cache()
+
+    def evaluate_fn(designs) -> F1Result:
+        if not isinstance(designs, WaferDesign):
+            raise TypeError(
+                f"fidelity='f1' simulates wafer networks; got {type(designs).__name__} "
+                "(GPU clusters have F0 only)"
+            )
+        res0 = f0(designs)
+        batched = jnp.ndim(designs.macs_per_core) > 0
+        one = designs if batched else jax.tree_util.tree_map(lambda x: x[None], designs)
+        idx = np.asarray(res0.mapping_index).reshape(-1)
+        rows, costs = [], []
+        for i, j in enumerate(idx):
+            d = jax.tree_util.tree_map(lambda x: x[i], one)  # noqa: B023
+            mp = jax.tree_util.tree_map(lambda x: x[int(j)], mappings)  # noqa: B023
+            m1, c = evaluate_f1(
+                d, workload, tech, mapping=mp, seed=seed + i, max_cycles=max_cycles, cache=cache
+            )
+            rows.append(m1)
+            costs.append(c)
+        metrics = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *rows)
+        return F1Result(
+            metrics=metrics,
+            mapping_index=res0.mapping_index,
+            n_feasible=res0.n_feasible,
+            f1_costs=tuple(costs),
+        )
 
     return evaluate_fn
 

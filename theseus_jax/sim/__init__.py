@@ -1,5 +1,10 @@
 """F1: the cycle-level NoC simulator."""
 
+from ._config import (
+    PATTERNS as PATTERNS,
+    MeshConfig as MeshConfig,
+    TrafficMatrix as TrafficMatrix,
+)
 from ._measure import (
     BookSimSpec as BookSimSpec,
     MeasureSpec as MeasureSpec,
@@ -7,10 +12,7 @@ from ._measure import (
     measure_batch as measure_batch,
 )
 from ._mesh import (
-    PATTERNS as PATTERNS,
-    MeshConfig as MeshConfig,
     SimState as SimState,
-    TrafficMatrix as TrafficMatrix,
     make_mesh_sim as make_mesh_sim,
     run as run,
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ._mesh import MeshConfig, destinations
+from ._config import MeshConfig, destinations
 
 __all__ = ["channel_load_bound"]
 

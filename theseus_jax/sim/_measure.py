@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._mesh import REC_BIT, TIME_MASK, MeshConfig, make_mesh_sim, run
+from ._config import REC_BIT, TIME_MASK, MeshConfig
+from ._mesh import make_mesh_sim, run
 
 __all__ = ["measure", "measure_batch", "MeasureSpec", "BookSimSpec"]
 

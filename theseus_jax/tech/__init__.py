@@ -2,7 +2,6 @@ from ._tech import TECH_FIELDS as TECH_FIELDS, Tech as Tech
 from ._uncertainty import (
     TechRanges as TechRanges,
     draws_table as draws_table,
-    load_tech_ranges as load_tech_ranges,
     rank_sensitivity as rank_sensitivity,
     sample_techs as sample_techs,
 )

@@ -37,7 +37,6 @@ from ._tech import TECH_FIELDS, Tech
 
 __all__ = [
     "TechRanges",
-    "load_tech_ranges",
     "sample_techs",
     "draws_table",
     "rank_sensitivity",
@@ -101,36 +100,6 @@ class TechRanges(eqx.Module):
         self.lo = jnp.asarray(lo_np, dtype=jnp.float32)
         self.hi = jnp.asarray(hi_np, dtype=jnp.float32)
         self.log = log
-
-
-def load_tech_ranges(name_or_path) -> TechRanges:
-    """Read the ``"range"``/``"dist"`` entries of a technology file as :class:`TechRanges`.
-
-    Args:
-        name_or_path: file stem (``"n7"``), the file's ``name`` or an alias, or a path
-            (resolved and validated exactly as by :func:`theseus_jax.io.load_tech`).
-
-    Returns:
-        :class:`TechRanges` with the ranged fields in :data:`TECH_FIELDS` order, SI units.
-
-    Raises:
-        ValueError: unknown technology, or an invalid file or range (naming file and field).
-
-    Examples:
-        >>> r = load_tech_ranges("n7")
-        >>> "router_delay_cycles" in r.names, "sram_energy_j_per_bit" in r.names
-        (False, True)
-    """
-    from ..io._load import tech_range_table  # lazy: theseus_jax.io imports theseus_jax.tech
-
-    table = tech_range_table(name_or_path)
-    names = tuple(table)
-    return TechRanges(
-        names,
-        [table[n][0] for n in names],
-        [table[n][1] for n in names],
-        [table[n][2] for n in names],
-    )
 
 
 def sample_techs(tech: Tech, ranges: TechRanges, key: jax.Array, n: int) -> Tech:

@@ -243,7 +243,7 @@ def read_model(model: dict, case_id: str, notes: Notes):
             elif known.name.lower() != name.lower():
                 notes.add("model-name", f"model {name!r} is the known {known.name!r}")
             break
-    from ..workload._load import _MAX_DEFAULT, _MAX_INT
+    from ..workload._schema import _MAX_DEFAULT, _MAX_INT
 
     shape: dict[str, Any] = {}
     for f, keys in _SHAPE_KEYS.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from ._interpret import Notes, _lookup
 
@@ -52,7 +53,7 @@ _TIME = {
     "day": 1.0 / 86400,
     "days": 1.0 / 86400,
 }
-_FLOPS = {"gflop": 1e-9, "tflop": 1e-12, "pflop": 1e-15, "eflop": 1e-18}
+_FLOPS = MappingProxyType({"gflop": 1e-9, "tflop": 1e-12, "pflop": 1e-15, "eflop": 1e-18})
 _MULT = {
     "k": 1e3,
     "thousand": 1e3,

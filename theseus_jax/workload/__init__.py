@@ -10,7 +10,6 @@ from ._llm import (
     TrainingWorkload as TrainingWorkload,
 )
 from ._load import (
-    PRECISION_BITS as PRECISION_BITS,
     from_hf_config as from_hf_config,
     list_models as list_models,
     load_inference_workload as load_inference_workload,
@@ -18,3 +17,4 @@ from ._load import (
     load_training_workload as load_training_workload,
     workload_defaults as workload_defaults,
 )
+from ._schema import PRECISION_BITS as PRECISION_BITS

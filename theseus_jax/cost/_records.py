@@ -1,11 +1,19 @@
-"""The metrics record returned for every (design, mapping) point."""
+"""The metric records every cost function returns for one (design, mapping) point:
+:class:`Metrics` (training) and :class:`InferenceMetrics` (inference)."""
 
 from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
 
-__all__ = ["Metrics", "BREAKDOWN_FIELDS", "METRIC_FIELDS"]
+__all__ = [
+    "Metrics",
+    "InferenceMetrics",
+    "BREAKDOWN_FIELDS",
+    "METRIC_FIELDS",
+    "INFERENCE_BREAKDOWN_FIELDS",
+    "INFERENCE_METRIC_FIELDS",
+]
 
 # Time components that add up to step_time_s (seconds per optimizer step).
 BREAKDOWN_FIELDS = (
