@@ -149,7 +149,7 @@ def ideal_network_f0(design, wl, tech, mp) -> float:
     t = wafer_terms(design, tech, wl, mp)
     rho = t.streams.rho()
     fac = NetworkFactors(
-        gemm_bw=jnp.ones_like(rho),
+        gemm_phase_s=t.streams.tau_s,
         gemm_wait_cycles=mdl_queue_wait(rho),
         a2a_bw=jnp.asarray(1.0),
         reticle_bw=jnp.asarray(1.0),

@@ -156,7 +156,7 @@ def test_ideal_network_is_a_lower_bound(setup):
 
     def both(m):
         t = wafer_terms(d, tech, wl, m)
-        ideal = compose(t, ideal_factors(t.streams.t_comp_s.shape[0]))
+        ideal = compose(t, ideal_factors(t.streams))
         return ideal.step_time_s, compose(t, analytic_factors(t.streams, t.eta_reticle)).step_time_s
 
     ideal, f0 = jax.vmap(both)(maps)

@@ -6,8 +6,8 @@ the network performs (compute, memory, off-wafer links, energy, and each mesh st
 traffic under an **ideal** network: full link bandwidth, one-cycle service, no waiting)
 and a small :class:`NetworkFactors` record saying how the network performs:
 
-* ``gemm_bw`` (G,): effective-bandwidth factor of each GEMM mesh stream relative to the
-  ideal pace ``tau`` (the stream takes ``tau / gemm_bw``);
+* per GEMM mesh stream (G,): its effective-bandwidth factor relative to the ideal pace
+  ``tau`` (kept as the phase duration ``tau / factor``, ``gemm_phase_s``);
 * ``gemm_wait_cycles`` (G,): contention wait per hop of each stream (cycles);
 * ``a2a_bw``: factor of the attention all-to-all through the region's bisection;
 * ``reticle_bw``: factor of bulk transfers across reticle boundaries (pipeline
@@ -46,6 +46,7 @@ __all__ = [
     "concat_streams",
     "stream_times",
     "ideal_factors",
+    "with_gemm_bw",
     "analytic_factors",
     "gemm_stream_terms",
     "noc_flow_terms",
@@ -238,44 +239,62 @@ def concat_streams(*streams: Streams) -> Streams:
 
 
 class NetworkFactors(eqx.Module):
-    """How the network performs, relative to an ideal one (see module docstring).
+    """How the network performs (see module docstring).
 
     Attributes:
-        gemm_bw: ``(G,)`` effective-bandwidth factor of each GEMM stream (``<= 1``; the
-            stream's phase takes ``tau / gemm_bw``).
+        gemm_phase_s: ``(G,)`` phase duration of each GEMM stream's traffic (s): the ideal
+            pace ``tau`` divided by the stream's effective-bandwidth factor (``<= 1``);
+            ``Streams.tau_s`` on an ideal network. (A duration rather than the factor
+            itself keeps F0's own composition free of a ``tau / (tau / tau_F0)`` round
+            trip, which XLA does not simplify: 1.7x slower.)
         gemm_wait_cycles: ``(G,)`` contention wait per hop (cycles).
-        a2a_bw: factor of the attention all-to-all (scalar).
-        reticle_bw: factor of bulk transfers across reticle boundaries (scalar).
+        a2a_bw: factor of the attention all-to-all (scalar, ``<= 1``).
+        reticle_bw: factor of bulk transfers across reticle boundaries (scalar, ``<= 1``).
     """
 
-    gemm_bw: jnp.ndarray
+    gemm_phase_s: jnp.ndarray
     gemm_wait_cycles: jnp.ndarray
     a2a_bw: jnp.ndarray
     reticle_bw: jnp.ndarray
 
+    def gemm_bw(self, streams: Streams):
+        """Effective-bandwidth factor of each stream, ``tau / phase`` (1 without traffic)."""
+        return jnp.where(streams.t_bw_s > 0, safe_div(streams.tau_s, self.gemm_phase_s, 1.0), 1.0)
 
-def ideal_factors(n_streams: int) -> NetworkFactors:
-    """An ideal network: full bandwidth everywhere, no contention."""
+
+def ideal_factors(streams: Streams) -> NetworkFactors:
+    """An ideal network: every stream at its ideal pace, no contention, full bandwidth."""
     return NetworkFactors(
-        gemm_bw=jnp.ones(n_streams),
-        gemm_wait_cycles=jnp.zeros(n_streams),
+        gemm_phase_s=streams.tau_s,
+        gemm_wait_cycles=jnp.zeros_like(streams.tau_s),
         a2a_bw=jnp.asarray(1.0),
         reticle_bw=jnp.asarray(1.0),
     )
 
 
+def with_gemm_bw(streams: Streams, gemm_bw, gemm_wait_cycles, a2a_bw, reticle_bw):
+    """:class:`NetworkFactors` from per-stream bandwidth factors (what F1 measures):
+    phase ``tau / gemm_bw``."""
+    bw = jnp.asarray(gemm_bw)
+    return NetworkFactors(
+        gemm_phase_s=safe_div(streams.tau_s, jnp.maximum(bw, 1e-9)),
+        gemm_wait_cycles=jnp.asarray(gemm_wait_cycles),
+        a2a_bw=jnp.asarray(a2a_bw),
+        reticle_bw=jnp.asarray(reticle_bw),
+    )
+
+
 def analytic_factors(streams: Streams, eta_reticle) -> NetworkFactors:
-    """F0's network model as factors: each stream paced with the credit-loop efficiency
-    and the M/D/1 wait of its packet service time (:func:`paced_gemm`); the all-to-all at
-    full bisection bandwidth; reticle crossings at their credit-loop efficiency."""
+    """F0's network model: each stream paced with the credit-loop efficiency and the M/D/1
+    wait of its packet service time (:func:`paced_gemm`); the all-to-all at full bisection
+    bandwidth; reticle crossings at their credit-loop efficiency."""
     s = streams
     tau_f0, wait, _ = paced_gemm(
         s.t_comp_s, s.t_bw_s, s.hops, s.lat0_s, s.cycle_s, s.eta, s.s_cycles, s.overlap > 0
     )
-    has = s.t_bw_s > 0
     return NetworkFactors(
-        gemm_bw=jnp.where(has, safe_div(s.tau_s, tau_f0, 1.0), 1.0),
-        gemm_wait_cycles=jnp.where(has, wait, 0.0),
+        gemm_phase_s=tau_f0,
+        gemm_wait_cycles=jnp.where(s.t_bw_s > 0, wait, 0.0),
         a2a_bw=jnp.asarray(1.0),
         reticle_bw=jnp.asarray(eta_reticle),
     )
@@ -284,16 +303,12 @@ def analytic_factors(streams: Streams, eta_reticle) -> NetworkFactors:
 def stream_times(streams: Streams, factors: NetworkFactors):
     """Per-GEMM times under ``factors``: ``(t_gemm, t_alone)``.
 
-    ``t_alone = tau / gemm_bw + lat0 + hops x cycle x wait`` is the stream's own time;
-    ``t_gemm`` is the GEMM's: ``t_alone`` when the stream overlaps compute (``tau`` already
-    covers it), ``t_compute + t_alone`` when it follows, ``t_compute`` without traffic.
+    ``t_alone = phase + lat0 + hops x cycle x wait`` is the stream's own time; ``t_gemm`` is
+    the GEMM's: ``t_alone`` when the stream overlaps compute (the phase already covers it),
+    ``t_compute + t_alone`` when it follows, ``t_compute`` without traffic.
     """
     s = streams
     has = s.t_bw_s > 0
-    t_alone = (
-        safe_div(s.tau_s, factors.gemm_bw)
-        + s.lat0_s
-        + s.hops * s.cycle_s * factors.gemm_wait_cycles
-    )
+    t_alone = factors.gemm_phase_s + s.lat0_s + s.hops * s.cycle_s * factors.gemm_wait_cycles
     t_gemm = jnp.where(has, jnp.where(s.overlap > 0, t_alone, s.t_comp_s + t_alone), s.t_comp_s)
     return t_gemm, jnp.where(has, t_alone, 0.0)

@@ -15,8 +15,8 @@ representative windows of the simulator at steady state (:mod:`._windows`):
    at each load: accepted / generated flits and the contention wait per hop ``W``. A load
    the window cannot sustain is replaced by a run at 90% of the measured saturation. Cores
    pace each stream: F1 picks the load ``r <= rho`` minimising ``t_bw / (r f(r)) + hops x
-   W(r)`` on the measured curve (:func:`~._windows.pace`), giving ``gemm_bw = r f(r) /
-   rho`` and ``gemm_wait_cycles = W(r)``.
+   W(r)`` on the measured curve (:func:`~._windows.pace`), giving the effective-bandwidth
+   factor ``r f(r) / rho`` (the phase lasts ``tau / factor``) and the wait ``W(r)``.
 2. **Attention all-to-all** (training): the uniform window's saturation throughput over the
    channel-load bound of uniform traffic, ``a2a_bw``.
 3. **Reticle crossings** (pipeline point-to-point, data-parallel reduction): the reticle
@@ -42,7 +42,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from ..cost.noc import NetworkFactors, analytic_factors
+from ..cost.noc import NetworkFactors, analytic_factors, with_gemm_bw
 from ..cost.physical import physical_wsc
 from ..cost.wafer import compose_training, wafer_training_terms
 from ..cost.wafer_inference import compose_inference, wafer_inference_terms
@@ -233,9 +233,9 @@ def measure_factors(terms, net: NetParams, tech, *, max_cycles=16000, seed=0, ct
         ctr: a :class:`~._windows.Counter` collecting the simulation cost.
 
     Returns:
-        ``(factors, info)``: :class:`~theseus_jax.cost.noc.NetworkFactors` (numpy) and a
-        dict with the offered loads ``rho``, the GEMM window's saturation ``core_sat`` and
-        the simulated window configs.
+        ``(factors, info)``: :class:`~theseus_jax.cost.noc.NetworkFactors` and a dict with
+        the offered loads ``rho``, the measured bandwidth factors ``gemm_bw``, the GEMM
+        window's saturation ``core_sat`` and the simulated window configs.
     """
     ctr = ctr if ctr is not None else Counter()
     t = _host(terms)
@@ -249,13 +249,15 @@ def measure_factors(terms, net: NetParams, tech, *, max_cycles=16000, seed=0, ct
     ret_f, rcfg = 1.0, None
     if _needs_reticle(t):
         ret_f, rcfg = reticle_window(net, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
-    factors = NetworkFactors(
-        gemm_bw=np.asarray(factor, np.float32),
-        gemm_wait_cycles=np.asarray(wait, np.float32),
-        a2a_bw=np.float32(a2a_f),
-        reticle_bw=np.float32(ret_f),
+    factors = with_gemm_bw(
+        terms.streams,
+        np.asarray(factor, np.float32),
+        np.asarray(wait, np.float32),
+        np.float32(a2a_f),
+        np.float32(ret_f),
     )
-    return factors, dict(rho=rho, core_sat=float(curve.sat), gemm=gcfg, a2a=acfg, reticle=rcfg)
+    info = dict(rho=rho, gemm_bw=factor, core_sat=float(curve.sat))
+    return factors, dict(info, gemm=gcfg, a2a=acfg, reticle=rcfg)
 
 
 def _window_tuple(name, cfg, period):
@@ -331,7 +333,8 @@ def evaluate_f1(
     if factors is None:
         factors, info = measure_factors(terms, net, tech, max_cycles=max_cycles, seed=seed, ctr=ctr)
     else:
-        info = dict(rho=_rho(t), core_sat=1.0, gemm=None, a2a=None, reticle=None)
+        bw = np.asarray(factors.gemm_bw(terms.streams), float)
+        info = dict(rho=_rho(t), gemm_bw=bw, core_sat=1.0, gemm=None, a2a=None, reticle=None)
     metrics = _compose_jit(terms, factors)
     period = d2d_period(net.d2d_bw_ratio) if net.crosses > 0 else 0
     windows = tuple(
@@ -353,7 +356,7 @@ def evaluate_f1(
         n_runs=ctr.n_runs,
         n_compiles=ctr.n_compiles,
         gemm_rho=fl(info["rho"]),
-        gemm_factor=fl(factors.gemm_bw),
+        gemm_factor=fl(info["gemm_bw"]),
         gemm_wait_cycles=fl(factors.gemm_wait_cycles),
         f0_gemm_wait_cycles=fl(f0.gemm_wait_cycles),
         core_sat=float(info["core_sat"]),
