@@ -147,10 +147,9 @@ def ideal_network_f0(design, wl, tech, mp) -> float:
     from theseus_jax.fidelity import compose, wafer_terms
 
     t = wafer_terms(design, tech, wl, mp)
-    rho = t.streams.rho()
     fac = NetworkFactors(
-        gemm_phase_s=t.streams.tau_s,
-        gemm_wait_cycles=mdl_queue_wait(rho),
+        gemm_phase_s=tuple(g.tau_s for g in t.streams),
+        gemm_wait_cycles=tuple(mdl_queue_wait(g.rho()) for g in t.streams),
         a2a_bw=jnp.asarray(1.0),
         reticle_bw=jnp.asarray(1.0),
     )

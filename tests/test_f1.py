@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import theseus_jax as tj
-from theseus_jax.cost.noc import analytic_factors, ideal_factors
+from theseus_jax.cost.noc import analytic_factors, ideal_factors, stream_rho
 from theseus_jax.fidelity import (
     F1Cache,
     F1Cost,
@@ -68,7 +68,7 @@ def _check_planned(d, wl, tech, mp, cost):
     paced GEMM run evaluate_f1 adds for an unsustainable load."""
     planned = f1_planned_cost(d, wl, tech, mapping=mp, max_cycles=CYCLES)
     t = wafer_terms(d, tech, wl, mp)
-    rho = np.asarray(t.streams.rho(), float)
+    rho = np.asarray(stream_rho(t.streams), float)
     cfg, _, service, _, loads, _ = gemm_plan(NetParams.of(d, t.crosses), tech, rho, CYCLES)
     cyc = window_cycles(service, PACE_FRAC, CYCLES)
     extra = sum(round_chunk(c) for c in cyc) * loads.size * cfg.n

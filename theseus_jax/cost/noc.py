@@ -44,6 +44,7 @@ __all__ = [
     "NetworkFactors",
     "mesh_streams",
     "concat_streams",
+    "stream_rho",
     "stream_times",
     "ideal_factors",
     "with_gemm_bw",
@@ -230,7 +231,9 @@ def mesh_streams(design, tech, cores, m, n, k, count, bits, d2d_cross, overlap) 
 
 
 def concat_streams(*streams: Streams) -> Streams:
-    """One :class:`Streams` of all the given streams (concatenated along ``G``)."""
+    """One :class:`Streams` of all the given streams (concatenated along ``G``; for
+    host-side use: a cost function keeps its stream groups apart, so that XLA fuses each
+    group's arithmetic instead of materialising the concatenation)."""
     leaves = [
         jnp.concatenate([jnp.atleast_1d(getattr(s, f)) for s in streams])
         for f in Streams.__dataclass_fields__
@@ -238,77 +241,99 @@ def concat_streams(*streams: Streams) -> Streams:
     return Streams(*leaves)
 
 
+def stream_rho(groups) -> jnp.ndarray:
+    """Link utilisation of every stream of ``groups`` at its ideal pace, flattened."""
+    return jnp.concatenate([jnp.atleast_1d(g.rho()) for g in groups])
+
+
 class NetworkFactors(eqx.Module):
-    """How the network performs (see module docstring).
+    """How the network performs (see module docstring), per stream group of the terms.
 
     Attributes:
-        gemm_phase_s: ``(G,)`` phase duration of each GEMM stream's traffic (s): the ideal
-            pace ``tau`` divided by the stream's effective-bandwidth factor (``<= 1``);
-            ``Streams.tau_s`` on an ideal network. (A duration rather than the factor
-            itself keeps F0's own composition free of a ``tau / (tau / tau_F0)`` round
-            trip, which XLA does not simplify: 1.7x slower.)
-        gemm_wait_cycles: ``(G,)`` contention wait per hop (cycles).
+        gemm_phase_s: per group, ``(G_i,)`` phase duration of each GEMM stream's traffic
+            (s): the ideal pace ``tau`` divided by the stream's effective-bandwidth factor
+            (``<= 1``); ``Streams.tau_s`` on an ideal network. (A duration rather than the
+            factor itself keeps F0's own composition free of a ``tau / (tau / tau_F0)``
+            round trip, which XLA does not simplify.)
+        gemm_wait_cycles: per group, ``(G_i,)`` contention wait per hop (cycles).
         a2a_bw: factor of the attention all-to-all (scalar, ``<= 1``).
         reticle_bw: factor of bulk transfers across reticle boundaries (scalar, ``<= 1``).
     """
 
-    gemm_phase_s: jnp.ndarray
-    gemm_wait_cycles: jnp.ndarray
+    gemm_phase_s: tuple
+    gemm_wait_cycles: tuple
     a2a_bw: jnp.ndarray
     reticle_bw: jnp.ndarray
 
-    def gemm_bw(self, streams: Streams):
-        """Effective-bandwidth factor of each stream, ``tau / phase`` (1 without traffic)."""
-        return jnp.where(streams.t_bw_s > 0, safe_div(streams.tau_s, self.gemm_phase_s, 1.0), 1.0)
+    def gemm_bw(self, groups) -> jnp.ndarray:
+        """Effective-bandwidth factor of every stream, ``tau / phase`` (1 without traffic),
+        flattened over the groups."""
+        return jnp.concatenate(
+            [
+                jnp.atleast_1d(jnp.where(g.t_bw_s > 0, safe_div(g.tau_s, ph, 1.0), 1.0))
+                for g, ph in zip(groups, self.gemm_phase_s, strict=True)
+            ]
+        )
 
 
-def ideal_factors(streams: Streams) -> NetworkFactors:
+def ideal_factors(groups) -> NetworkFactors:
     """An ideal network: every stream at its ideal pace, no contention, full bandwidth."""
     return NetworkFactors(
-        gemm_phase_s=streams.tau_s,
-        gemm_wait_cycles=jnp.zeros_like(streams.tau_s),
+        gemm_phase_s=tuple(g.tau_s for g in groups),
+        gemm_wait_cycles=tuple(jnp.zeros_like(g.tau_s) for g in groups),
         a2a_bw=jnp.asarray(1.0),
         reticle_bw=jnp.asarray(1.0),
     )
 
 
-def with_gemm_bw(streams: Streams, gemm_bw, gemm_wait_cycles, a2a_bw, reticle_bw):
-    """:class:`NetworkFactors` from per-stream bandwidth factors (what F1 measures):
-    phase ``tau / gemm_bw``."""
-    bw = jnp.asarray(gemm_bw)
+def with_gemm_bw(groups, gemm_bw, gemm_wait_cycles, a2a_bw, reticle_bw) -> NetworkFactors:
+    """:class:`NetworkFactors` from per-stream bandwidth factors and waits, flattened over
+    the groups (what F1 measures): phase ``tau / gemm_bw``."""
+    bw, wait = jnp.asarray(gemm_bw), jnp.asarray(gemm_wait_cycles)
+    phases, waits, i = [], [], 0
+    for g in groups:
+        n = int(jnp.shape(g.tau_s)[0])
+        phases.append(safe_div(g.tau_s, jnp.maximum(bw[i : i + n], 1e-9)))
+        waits.append(wait[i : i + n])
+        i += n
     return NetworkFactors(
-        gemm_phase_s=safe_div(streams.tau_s, jnp.maximum(bw, 1e-9)),
-        gemm_wait_cycles=jnp.asarray(gemm_wait_cycles),
+        gemm_phase_s=tuple(phases),
+        gemm_wait_cycles=tuple(waits),
         a2a_bw=jnp.asarray(a2a_bw),
         reticle_bw=jnp.asarray(reticle_bw),
     )
 
 
-def analytic_factors(streams: Streams, eta_reticle) -> NetworkFactors:
+def analytic_factors(groups, eta_reticle) -> NetworkFactors:
     """F0's network model: each stream paced with the credit-loop efficiency and the M/D/1
     wait of its packet service time (:func:`paced_gemm`); the all-to-all at full bisection
     bandwidth; reticle crossings at their credit-loop efficiency."""
-    s = streams
-    tau_f0, wait, _ = paced_gemm(
-        s.t_comp_s, s.t_bw_s, s.hops, s.lat0_s, s.cycle_s, s.eta, s.s_cycles, s.overlap > 0
-    )
+    phases, waits = [], []
+    for s in groups:
+        tau_f0, wait, _ = paced_gemm(
+            s.t_comp_s, s.t_bw_s, s.hops, s.lat0_s, s.cycle_s, s.eta, s.s_cycles, s.overlap > 0
+        )
+        phases.append(tau_f0)
+        waits.append(jnp.where(s.t_bw_s > 0, wait, 0.0))
     return NetworkFactors(
-        gemm_phase_s=tau_f0,
-        gemm_wait_cycles=jnp.where(s.t_bw_s > 0, wait, 0.0),
+        gemm_phase_s=tuple(phases),
+        gemm_wait_cycles=tuple(waits),
         a2a_bw=jnp.asarray(1.0),
         reticle_bw=jnp.asarray(eta_reticle),
     )
 
 
-def stream_times(streams: Streams, factors: NetworkFactors):
-    """Per-GEMM times under ``factors``: ``(t_gemm, t_alone)``.
+def stream_times(groups, factors: NetworkFactors):
+    """Per-GEMM times under ``factors``, per group: ``[(t_gemm, t_alone), ...]``.
 
     ``t_alone = phase + lat0 + hops x cycle x wait`` is the stream's own time; ``t_gemm`` is
     the GEMM's: ``t_alone`` when the stream overlaps compute (the phase already covers it),
     ``t_compute + t_alone`` when it follows, ``t_compute`` without traffic.
     """
-    s = streams
-    has = s.t_bw_s > 0
-    t_alone = factors.gemm_phase_s + s.lat0_s + s.hops * s.cycle_s * factors.gemm_wait_cycles
-    t_gemm = jnp.where(has, jnp.where(s.overlap > 0, t_alone, s.t_comp_s + t_alone), s.t_comp_s)
-    return t_gemm, jnp.where(has, t_alone, 0.0)
+    out = []
+    for s, phase, wait in zip(groups, factors.gemm_phase_s, factors.gemm_wait_cycles, strict=True):
+        has = s.t_bw_s > 0
+        t_alone = phase + s.lat0_s + s.hops * s.cycle_s * wait
+        t_gemm = jnp.where(has, jnp.where(s.overlap > 0, t_alone, s.t_comp_s + t_alone), s.t_comp_s)
+        out.append((t_gemm, jnp.where(has, t_alone, 0.0)))
+    return out

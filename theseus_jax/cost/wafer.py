@@ -51,7 +51,6 @@ from .noc import (
     NetworkFactors,
     Streams,
     analytic_factors,
-    concat_streams,
     mesh_streams,
     noc_flow_terms,
     stream_times,
@@ -107,13 +106,13 @@ class WaferTrainingTerms(eqx.Module):
     """The network-independent terms of one training step on a wafer (one mapping).
 
     Everything :func:`compose_training` needs besides the :class:`~theseus_jax.cost.noc.
-    NetworkFactors`: the mesh streams of the 6 layer GEMMs and the logits GEMM (index 6)
-    under an ideal network, and every other time, energy, memory and feasibility term of
+    NetworkFactors`: the mesh streams of the 6 layer GEMMs and of the logits GEMM (two
+    groups) under an ideal network, and every other time, energy, memory and feasibility term of
     the step (seconds, joules, bytes; scalars unless noted).
     """
 
-    streams: Streams  # (7,): qkv, attn-score, attn-AV, out, up, down; logits
-    passes: jnp.ndarray  # (7,) passes per micro-batch (fwd + 2 bwd + recompute)
+    streams: tuple[Streams, Streams]  # (6,) qkv, attn-score, attn-AV, out, up, down; (1,) logits
+    passes: jnp.ndarray  # (6,) layer-GEMM passes per micro-batch (fwd + 2 bwd + recompute)
     tp: jnp.ndarray  # reticles per stage region
     crosses: jnp.ndarray  # reticle boundaries along a region row (> 0: region spans reticles)
     layers: jnp.ndarray  # layers per pipeline stage
@@ -185,19 +184,19 @@ def wafer_training_terms(design, tech, phys, workload, mp) -> WaferTrainingTerms
     bytes_el = bits / 8.0
 
     # ---- GEMM streams on the region mesh: 6 layer GEMMs, then the logits (always overlapped)
-    streams = concat_streams(
-        mesh_streams(
-            design, tech, cores, ops.m, ops.n, ops.k, ops.count, bits, crosses, mp.tp_overlap
-        ),
-        mesh_streams(design, tech, cores, T, mdl.vocab_size, mdl.d_model, 1.0, bits, crosses, 1.0),
+    layer = mesh_streams(
+        design, tech, cores, ops.m, ops.n, ops.k, ops.count, bits, crosses, mp.tp_overlap
+    )
+    logits = mesh_streams(
+        design, tech, cores, T * jnp.ones(1), mdl.vocab_size, mdl.d_model, 1.0, bits, crosses, 1.0
     )
     is_attn = jnp.zeros(N_GEMMS).at[jnp.array(ATTN_CORE)].set(1.0)
-    passes = jnp.concatenate([3.0 + full + sel * is_attn, jnp.full((1,), 3.0)])
-    layer_flops = jnp.sum(ops.gemm_flops() * passes[:N_GEMMS])
-    layer_bit_hops = jnp.sum(streams.bit_hops[:N_GEMMS] * passes[:N_GEMMS])
-    layer_cross_bits = jnp.sum(streams.cross_bits[:N_GEMMS] * passes[:N_GEMMS])
-    logit_bit_hops = streams.bit_hops[N_GEMMS]
-    logit_cross_bits = streams.cross_bits[N_GEMMS]
+    passes = 3.0 + full + sel * is_attn
+    layer_flops = jnp.sum(ops.gemm_flops() * passes)
+    layer_bit_hops = jnp.sum(layer.bit_hops * passes)
+    layer_cross_bits = jnp.sum(layer.cross_bits * passes)
+    logit_bit_hops = logits.bit_hops[0]
+    logit_cross_bits = logits.cross_bits[0]
 
     # attention redistribution (all-to-all through the bisection), fwd + bwd (+ recompute)
     a2a_vals = T * (safe_div(mdl.attn_in_params(), mdl.d_model) + mdl.v_dim())
@@ -328,7 +327,7 @@ def wafer_training_terms(design, tech, phys, workload, mp) -> WaferTrainingTerms
     flag = lambda c: jnp.where(c, 1.0, 0.0)  # noqa: E731
 
     return WaferTrainingTerms(
-        streams=streams,
+        streams=(layer, logits),
         passes=passes,
         tp=tp,
         crosses=crosses,
@@ -400,12 +399,10 @@ def compose_training(terms: WaferTrainingTerms, factors: NetworkFactors) -> Metr
     overlaps. Energy is the dynamic energy plus static power over the step.
     """
     t = terms
-    g = N_GEMMS
-    t_gemm, _ = stream_times(t.streams, factors)
-    t_comp = t.streams.t_comp_s
-    layer_comp = jnp.sum(t_comp[:g] * t.passes[:g])
-    layer_gemm = jnp.sum(t_gemm[:g] * t.passes[:g])
-    logit_s = t.passes[g] * t_gemm[g]
+    (t_gemm, _), (t_logit, _) = stream_times(t.streams, factors)
+    layer_comp = jnp.sum(t.streams[0].t_comp_s * t.passes)
+    layer_gemm = jnp.sum(t_gemm * t.passes)
+    logit_s = 3.0 * t_logit[0]  # fwd + 2 bwd
     a2a_s = safe_div(t.a2a_s, factors.a2a_bw)
     stall = jnp.where(
         t.stream > 0, jnp.maximum(t.stream_s_layer - (layer_gemm + t.vec_s + a2a_s), 0.0), 0.0

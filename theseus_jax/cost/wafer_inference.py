@@ -12,8 +12,9 @@ The logits GEMM runs on the last stage. Pipeline transfers cross the region boun
 
 :func:`wafer_inference_terms` computes everything that does not depend on how the network
 performs; :func:`compose_inference` turns terms and
-:class:`~theseus_jax.cost.noc.NetworkFactors` (10 streams: prefill's 4 layer GEMMs and
-logits, then decode's) into :class:`~theseus_jax.InferenceMetrics`. F0
+:class:`~theseus_jax.cost.noc.NetworkFactors` (four stream groups: prefill's 4 layer
+GEMMs, its logits, decode's 4 layer GEMMs, its logits) into
+:class:`~theseus_jax.InferenceMetrics`. F0
 (:func:`wafer_inference`) composes with the analytic factors, F1 with simulated ones.
 """
 
@@ -29,9 +30,7 @@ from ._records import InferenceMetrics
 from .inference import common_violations, forward_ops, pipeline_times
 from .noc import (
     NetworkFactors,
-    Streams,
     analytic_factors,
-    concat_streams,
     mesh_streams,
     noc_flow_terms,
     stream_times,
@@ -43,10 +42,7 @@ __all__ = [
     "wafer_inference_terms",
     "compose_inference",
     "wafer_inference",
-    "N_PHASE_STREAMS",
 ]
-
-N_PHASE_STREAMS = 5  # per phase: qkv, out, up, down GEMMs and the logits
 
 
 class StageTerms(eqx.Module):
@@ -63,7 +59,7 @@ class StageTerms(eqx.Module):
 class WaferInferenceTerms(eqx.Module):
     """The network-independent terms of serving a static batch on a wafer (one mapping)."""
 
-    streams: Streams  # (10,): prefill qkv, out, up, down, logits; decode the same
+    streams: tuple  # Streams of prefill (4,) qkv/out/up/down, (1,) logits; decode the same
     prefill: StageTerms
     decode: StageTerms
     p2p_pre_bw_s: jnp.ndarray  # one prefill transfer at full reticle-crossing bandwidth
@@ -109,9 +105,9 @@ def _stage(design, tech, phys, wl, b, q, c, tp, layers, kv_in_sram, weights_stre
     side = safe_sqrt(cores)
     crosses = jnp.maximum(safe_sqrt(tp) - 1.0, 0.0)
     ops = forward_ops(mdl, b, q, c, 1.0, wb, wl.kv_bits)
-    streams = concat_streams(
-        mesh_streams(design, tech, cores, ops.m, ops.n, ops.k, jnp.ones(4), bits, crosses, 1.0),
-        mesh_streams(design, tech, cores, b, mdl.vocab_size, mdl.d_model, 1.0, bits, crosses, 1.0),
+    layer = mesh_streams(design, tech, cores, ops.m, ops.n, ops.k, jnp.ones(4), bits, crosses, 1.0)
+    logits = mesh_streams(
+        design, tech, cores, b * jnp.ones(1), mdl.vocab_size, mdl.d_model, 1.0, bits, crosses, 1.0
     )
     hop_s = safe_div(tech.router_delay_cycles + tech.link_delay_cycles, f)
     red_hop_s = hop_s + safe_div(tech.reduce_add_cycles, f)  # a reduction hop adds on the core
@@ -140,8 +136,8 @@ def _stage(design, tech, phys, wl, b, q, c, tp, layers, kv_in_sram, weights_stre
     volumes = dict(
         flops=flops,
         logit_flops=logit_flops,
-        noc_bit_hops=layers * jnp.sum(streams.bit_hops[:4]) + streams.bit_hops[4],
-        cross_bits=layers * jnp.sum(streams.cross_bits[:4]) + streams.cross_bits[4],
+        noc_bit_hops=layers * jnp.sum(layer.bit_hops) + logits.bit_hops[0],
+        cross_bits=layers * jnp.sum(layer.cross_bits) + logits.cross_bits[0],
         dram_bytes=layers
         * (
             jnp.where(weights_streamed, w_bytes, 0.0)
@@ -154,7 +150,7 @@ def _stage(design, tech, phys, wl, b, q, c, tp, layers, kv_in_sram, weights_stre
         * bits
         / jnp.maximum(safe_sqrt(design.macs_per_core), 1.0),
     )
-    return streams, stage, volumes
+    return (layer, logits), stage, volumes
 
 
 def wafer_inference_terms(design, tech, phys, wl, mp) -> WaferInferenceTerms:
@@ -237,7 +233,7 @@ def wafer_inference_terms(design, tech, phys, wl, mp) -> WaferInferenceTerms:
     # the mapping checks only (no latency bound: tpot = 0 here); compose adds latency
     viol = common_violations(viol, wl, mdl, 1.0, p, dp, jnp.zeros(()))
     return WaferInferenceTerms(
-        streams=concat_streams(s_pre, s_dec),
+        streams=(*s_pre, *s_dec),
         prefill=pre,
         decode=dec,
         p2p_pre_bw_s=safe_div(pre_bytes, crossing_bw),
@@ -274,21 +270,22 @@ def wafer_inference_terms(design, tech, phys, wl, mp) -> WaferInferenceTerms:
     )
 
 
-def _stage_time(st: StageTerms, t_gemm, t_comp):
-    """``(total, compute, comm, weights, kv)`` of one stage pass from its 5 GEMM times."""
-    t_gemms = jnp.sum(t_gemm[:4])
+def _stage_time(st: StageTerms, t_gemm, t_comp, t_logit, t_logit_comp):
+    """``(total, compute, comm, weights, kv)`` of one stage pass from its GEMM times (4
+    layer GEMMs, then the logits)."""
+    t_gemms = jnp.sum(t_gemm)
     layer = (
         jnp.maximum(t_gemms, st.weights_s)
         + jnp.maximum(st.attn_compute_s, st.attn_kv_s)
         + st.attn_reduce_s
         + st.vector_s
     )
-    comm = st.layers * (jnp.sum(t_gemm[:4] - t_comp[:4]) + st.attn_reduce_s) + (
-        t_gemm[4] - t_comp[4]
+    comm = st.layers * (jnp.sum(t_gemm - t_comp) + st.attn_reduce_s) + (
+        t_logit[0] - t_logit_comp[0]
     )
     weights = st.layers * jnp.maximum(st.weights_s - t_gemms, 0.0)
     kv = st.layers * jnp.maximum(st.attn_kv_s - st.attn_compute_s, 0.0)
-    total = st.layers * layer + t_gemm[4]
+    total = st.layers * layer + t_logit[0]
     return total, total - comm - weights - kv, comm, weights, kv  # parts sum to the total
 
 
@@ -298,11 +295,10 @@ def compose_inference(terms: WaferInferenceTerms, factors: NetworkFactors) -> In
     pipeline_times`), energy = dynamic + static power over the run, then the power and
     latency constraints."""
     t = terms
-    k = N_PHASE_STREAMS
-    t_gemm, _ = stream_times(t.streams, factors)
-    t_comp = t.streams.t_comp_s
-    pre = _stage_time(t.prefill, t_gemm[:k], t_comp[:k])
-    dec = _stage_time(t.decode, t_gemm[k:], t_comp[k:])
+    (pl, _), (po, _), (dl, _), (do, _) = stream_times(t.streams, factors)
+    c = [g.t_comp_s for g in t.streams]
+    pre = _stage_time(t.prefill, pl, c[0], po, c[1])
+    dec = _stage_time(t.decode, dl, c[2], do, c[3])
 
     def p2p(bw_s, off_s):
         on = safe_div(bw_s, factors.reticle_bw) + t.p2p_lat_s

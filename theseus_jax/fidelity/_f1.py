@@ -42,7 +42,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from ..cost.noc import NetworkFactors, analytic_factors, with_gemm_bw
+from ..cost.noc import NetworkFactors, Streams, analytic_factors, concat_streams, with_gemm_bw
 from ..cost.physical import physical_wsc
 from ..cost.wafer import compose_training, wafer_training_terms
 from ..cost.wafer_inference import compose_inference, wafer_inference_terms
@@ -175,10 +175,14 @@ def _planned_router_cycles(t, net: NetParams, tech, max_cycles: int) -> int:
     return total
 
 
+def _flat(t) -> Streams:
+    """All of the terms' stream groups as one :class:`Streams` (host side)."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x, float), concat_streams(*t.streams))
+
+
 def _rho(t) -> np.ndarray:
-    s = t.streams
-    t_bw, tau = np.asarray(s.t_bw_s, float), np.asarray(s.tau_s, float)
-    return np.where(t_bw > 0, t_bw / np.maximum(tau, 1e-30), 0.0)
+    s = _flat(t)
+    return np.where(s.t_bw_s > 0, s.t_bw_s / np.maximum(s.tau_s, 1e-30), 0.0)
 
 
 def f1_planned_cost(design: WaferDesign, workload, tech, *, mapping, max_cycles=16000):
@@ -240,7 +244,7 @@ def measure_factors(terms, net: NetParams, tech, *, max_cycles=16000, seed=0, ct
     ctr = ctr if ctr is not None else Counter()
     t = _host(terms)
     rho = _rho(t)
-    s = t.streams
+    s = _flat(t)
     curve, gcfg = gemm_window(net, tech, rho, max_cycles=max_cycles, seed=seed, ctr=ctr)
     factor, wait = pace(curve, rho, s.t_bw_s, s.hops, float(s.cycle_s[0]))
     a2a_f, acfg = (1.0, None)
@@ -357,8 +361,8 @@ def evaluate_f1(
         n_compiles=ctr.n_compiles,
         gemm_rho=fl(info["rho"]),
         gemm_factor=fl(info["gemm_bw"]),
-        gemm_wait_cycles=fl(factors.gemm_wait_cycles),
-        f0_gemm_wait_cycles=fl(f0.gemm_wait_cycles),
+        gemm_wait_cycles=fl(np.concatenate([np.atleast_1d(w) for w in factors.gemm_wait_cycles])),
+        f0_gemm_wait_cycles=fl(np.concatenate([np.atleast_1d(w) for w in f0.gemm_wait_cycles])),
         core_sat=float(info["core_sat"]),
         a2a_factor=float(factors.a2a_bw),
         reticle_factor=float(factors.reticle_bw),
