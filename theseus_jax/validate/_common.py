@@ -8,7 +8,9 @@ import re
 
 import numpy as np
 
+from .._config import resolve_config
 from ..design._gpu import GPUSystem
+from ..io._schema import read_config
 from ._interpret import CaseError, Notes, read_count
 
 
@@ -64,11 +66,11 @@ def _system_for(c: dict, count: int | None = None, notes: Notes | None = None):
 
 
 def _system_name(acc: str) -> str:
-    from ..io._load import _read, _resolve
-
     for cand in (acc, acc.split(" (")[0], acc.replace(" ", "-")):
         try:
-            return str(_read(_resolve("systems", cand.strip(), "system")).get("name", cand))
+            return str(
+                read_config(resolve_config("systems", cand.strip(), "system")).get("name", cand)
+            )
         except ValueError:
             continue
     return acc
