@@ -224,6 +224,7 @@ def make_evaluator(
     f1_max_cycles: int = 16000,
     f1_seed: int = 0,
     f1_cache: F1Cache | None = None,
+    devices=None,
 ) -> Callable:
     """Return ``evaluate(designs) -> EvalResult``, jit-compiled, closing over the rest.
 
@@ -232,6 +233,13 @@ def make_evaluator(
     ``memory_budget_bytes`` (at ``PAIR_BYTES`` per pair) is evaluated in chunks of a fixed
     power-of-two size (the last one padded), so any batch runs in bounded memory with one
     compilation and the same results.
+
+    ``devices`` (default: every visible JAX device, ``jax.devices()``) share each chunk:
+    the design axis is sharded over them (``jax.sharding``, one mesh axis ``"designs"``),
+    the workload, mappings and technology are replicated, and the memory budget applies
+    per device. Results do not depend on the number of devices. Several hosts: start each
+    with ``jax.distributed.initialize()`` and pass ``devices=jax.devices()`` (all hosts'
+    devices); every host then calls the evaluator on the same batch.
 
     ``fidelity="f1"`` (wafers only) picks each design's best mapping with F0, then
     re-evaluates that point with F1: the same cost terms composed with network factors
@@ -273,28 +281,51 @@ def make_evaluator(
         best, idx, nf = jax.vmap(one)(designs)
         return EvalResult(metrics=best, mapping_index=idx, n_feasible=nf)
 
+    devs = tuple(jax.devices() if devices is None else devices)
+    if not devs:
+        raise ValueError("devices must name at least one JAX device (default: jax.devices())")
     fit = max(1, int(memory_budget_bytes // (PAIR_BYTES * max(n_map, 1))))
-    chunk = 1 << (fit.bit_length() - 1)  # a power of two: few distinct compiled shapes
+    chunk = (1 << (fit.bit_length() - 1)) * len(devs)  # per device a power of two
+    shard = _design_sharding(devs)
+
+    def run(designs):
+        return _run(shard(designs), workload, mappings, mask_arr, tech)
 
     def evaluate_fn(designs) -> EvalResult:
         batched = jnp.ndim(jax.tree_util.tree_leaves(designs)[0]) > 0
         if not batched:
             designs = jax.tree_util.tree_map(lambda x: x[None], designs)
         n = int(jnp.shape(jax.tree_util.tree_leaves(designs)[0])[0])
-        if n <= chunk:
-            return _run(designs, workload, mappings, mask_arr, tech)
+        if n <= chunk and (len(devs) == 1 or n % len(devs) == 0):
+            return run(designs)
+        if n <= chunk:  # pad to a multiple of the device count
+            m = -(-n // len(devs)) * len(devs)
+            idx = np.minimum(np.arange(m), n - 1)
+            res = run(jax.tree_util.tree_map(lambda x: x[idx], designs))
+            return jax.tree_util.tree_map(lambda x: x[:n], res)
         parts = []
         for lo in range(0, n, chunk):
             idx = np.minimum(np.arange(lo, lo + chunk), n - 1)  # pad with the last design
             part = jax.tree_util.tree_map(lambda x: x[idx], designs)  # noqa: B023
-            res = _run(part, workload, mappings, mask_arr, tech)
+            res = run(part)
             k = min(chunk, n - lo)
             parts.append(jax.tree_util.tree_map(lambda x: x[:k], res))  # noqa: B023
         return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
 
     evaluate_fn.chunk_size = chunk
+    evaluate_fn.devices = devs
 
     return evaluate_fn
+
+
+def _design_sharding(devices) -> Callable:
+    """``designs -> designs`` placed with the leading (design) axis split over ``devices``
+    (identity for one device: the computation stays where JAX puts it)."""
+    if len(devices) == 1:
+        return lambda designs: designs
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("designs",))
+    spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("designs"))
+    return lambda designs: jax.device_put(designs, spec)
 
 
 class F1Result(eqx.Module):
