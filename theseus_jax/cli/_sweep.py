@@ -1,10 +1,10 @@
-"""``theseus sweep SPACE WORKLOAD -n N``: sample designs, evaluate, write CSV + Pareto plot."""
+"""``theseus sweep SPACE WORKLOAD -n N``: sample designs, evaluate them in chunks streamed to
+Parquet (resumable), write the Pareto front, a summary and a Pareto plot
+(:func:`theseus_jax.dse.sweep.run_sweep`)."""
 
 from __future__ import annotations
 
-import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "sweep",
         help="evaluate N sampled designs of a design space; write a CSV and a Pareto plot",
-        description="Sample N legal designs of SPACE, search every mapping of WORKLOAD on "
-        "each in one batched call, and write sweep.csv and pareto.png (throughput vs power).",
+        description="Sample N legal designs of SPACE in chunks, search every mapping of "
+        "WORKLOAD on each (sharded over every visible device), stream each chunk to "
+        "OUT/parts/*.parquet, and write pareto.csv, summary.json, pareto.png (and sweep.csv "
+        "up to 100,000 designs). Memory stays bounded for any N; rerunning the same command "
+        "continues a killed sweep.",
     )
     p.add_argument("space", help="design-space name or path (e.g. theseus_2024)")
     p.add_argument("workload", help="model name or path (e.g. gpt3-175b)")
@@ -25,7 +28,13 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tech", default="n7", help="technology config (default n7)")
     p.add_argument("--out", default="runs/sweep", help="output directory")
-    p.add_argument("--chunk", type=int, default=256, help="designs per compiled call")
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=4096,
+        help="designs per part file and per evaluator call (memory is bounded by it)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--baseline",
         default="a100_dgx",
@@ -35,140 +44,75 @@ def add_parser(sub) -> None:
     add_workload_args(p)
 
 
-def _evaluate_in_batches(designs, wl, maps, tech, objective, batch):
-    import jax
-
-    from ..metrics._evaluate import make_evaluator
-
-    ev = make_evaluator(wl, mappings=maps, tech=tech, objective=objective)
-    n = int(np.size(designs.clock_hz))
-    outs = []
-    for s in range(0, n, batch):
-        idx = np.arange(s, min(s + batch, n))
-        pad = np.concatenate([idx, np.full(batch - idx.size, idx[0])])  # same shape: no recompile
-        sub = jax.tree_util.tree_map(lambda x, pad=pad: x[pad], designs)
-        r = ev(sub)
-        outs.append(jax.tree_util.tree_map(lambda x, k=idx.size: np.asarray(x)[:k], r))
-    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
-
-
 def run(args) -> int:
-    import jax
-
-    from .._violations import describe
-    from ..dse.pareto import pareto_mask
-    from ..io import design_to_dict, load_tech
-    from ..mapping import enumerate_wafer_inference_mappings, enumerate_wafer_mappings
+    from ..dse._gpu_reference import gpu_reference
+    from ..dse.sweep import run_sweep
+    from ..io import load_tech
     from ..space import load_space
-    from ..workload._llm import InferenceWorkload
 
-    if args.n_designs < 1:
-        raise ValueError("-n must be >= 1")
     wl = load_workload(args)
     space = load_space(args.space)
     tech = load_tech(args.tech)
-    designs = space.sample(jax.random.PRNGKey(args.seed), args.n_designs)
-    r_max = int(np.max(np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers)))
-    infer = isinstance(wl, InferenceWorkload)
-    enum = enumerate_wafer_inference_mappings if infer else enumerate_wafer_mappings
-    maps = enum(wl, max_reticles=r_max)
-    t0 = time.perf_counter()
-    res = _evaluate_in_batches(
-        designs, wl, maps, tech, args.objective, min(args.chunk, args.n_designs)
+    res = run_sweep(
+        space,
+        wl,
+        tech,
+        n=args.n_designs,
+        out=args.out,
+        seed=args.seed,
+        chunk=args.chunk,
+        objective=args.objective,
+        names=dict(space=args.space, workload=args.workload, tech=args.tech),
+        progress=not args.no_progress,
     )
-    dt = time.perf_counter() - t0
-    m = res.metrics
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    feas = np.asarray(m.feasible)
-    tput = np.asarray(m.tokens_per_s, np.float64)
-    power = np.asarray(m.power_w, np.float64)
-    front = pareto_mask(np.where(feas, tput, np.nan), np.where(feas, power, np.nan))
-
-    rows = []
-    dd = design_to_dict(designs)
-    for i in range(args.n_designs):
-        row = {k: float(np.asarray(v).reshape(-1)[i]) for k, v in dd.items()}
-        row.update({k: float(np.asarray(getattr(m, k))[i]) for k in m.__annotations__})
-        row.update({f"map_{k}": v for k, v in maps.row(int(res.mapping_index[i])).items()})
-        row["violated"] = ";".join(describe(int(np.asarray(m.violations)[i])))
-        row["pareto"] = bool(front[i])
-        rows.append(row)
-    with open(out / "sweep.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
+    pts, front = res.pop("_plot_points"), res.pop("_front")
     baseline = None
-    if args.baseline and args.baseline.lower() != "none" and feas.any():
-        baseline = _baseline_point(
-            args.baseline, wl, float(np.median(np.asarray(m.peak_flops)[feas]))
-        )
-    _plot(out / "pareto.png", tput, power, feas, front, wl, args, baseline)
-    summary = {
-        "space": args.space,
-        "workload": args.workload,
-        "n_designs": args.n_designs,
-        "n_feasible": int(feas.sum()),
-        "n_pareto": int(front.sum()),
-        "mappings_per_design": maps.size(),
-        "eval_seconds": dt,
-        "best_tokens_per_s": float(np.max(np.where(feas, tput, 0.0))),
-        "baseline": baseline,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(
-        f"{args.n_designs} designs x {maps.size()} mappings in {dt:.1f} s; "
-        f"{int(feas.sum())} feasible, {int(front.sum())} on the Pareto front"
-    )
-    print(f"wrote {out / 'sweep.csv'}, {out / 'pareto.png'}, {out / 'summary.json'}")
+    if args.baseline and args.baseline.lower() != "none" and front is not None:
+        ref = gpu_reference(wl, float(np.median(front["peak_flops"])), system=args.baseline)
+        if ref is not None:
+            baseline = {
+                "name": args.baseline,
+                "label": ref["label"],
+                "n_gpus": ref["n_gpus"],
+                "tokens_per_s": ref["tokens_per_s"],
+                "power_w": ref["power_w"],
+                "feasible": ref["feasible"],
+            }
+    res["baseline"] = baseline
+    (out / "summary.json").write_text(json.dumps(res, indent=1))
+    _plot(out / "pareto.png", pts, front, wl, args, baseline, res)
+    files = ["pareto.csv", "pareto.png", "summary.json", "parts/"]
+    if (out / "sweep.csv").exists():
+        files.insert(0, "sweep.csv")
+    print(f"wrote {', '.join(str(out / f) for f in files)}")
     return 0
 
 
-def _baseline_point(name, wl, peak_flops):
-    """The GPU cluster with the same peak FLOP/s (rounded to whole nodes), best mapping."""
-    from ..io import load_system
-    from ..metrics._evaluate import default_mappings, make_evaluator
-    from ._common import with_gpus
-
-    sys0 = load_system(name)
-    per_gpu = float(np.asarray(sys0.peak_flops(wl.precision_bits)))
-    node = int(np.asarray(sys0.gpus_per_node))
-    target = max(1, int(round(peak_flops / per_gpu / node)))
-    # the closest whole-node count that admits a legal mapping of the batch
-    for nodes in sorted(range(1, 2 * target + 2), key=lambda k: (abs(k - target), k)):
-        sysn = with_gpus(sys0, nodes * node)
-        try:
-            maps = default_mappings(sysn, wl)
-            break
-        except ValueError:
-            continue
-    else:
-        return None
-    n = nodes * node
-    r = make_evaluator(wl, mappings=maps)(sysn)
-    return {
-        "name": name,
-        "n_gpus": n,
-        "tokens_per_s": float(r.metrics.tokens_per_s[0]),
-        "power_w": float(r.metrics.power_w[0]),
-        "feasible": bool(r.metrics.feasible[0]),
-    }
-
-
-def _plot(path, tput, power, feas, front, wl, args, baseline) -> None:
+def _plot(path, pts, front, wl, args, baseline, summary) -> None:
+    """Throughput vs power: a thinned sample of the designs (every k-th, at most
+    ``PLOT_POINTS``), the whole Pareto front and the GPU reference."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    tput, power, feas = pts[:, 0], pts[:, 1], pts[:, 2] > 0
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    ax.scatter(power[~feas] / 1e3, tput[~feas], s=6, c="0.8", label="infeasible")
-    ax.scatter(power[feas] / 1e3, tput[feas], s=8, c="tab:blue", alpha=0.6, label="feasible")
-    order = np.argsort(power[front])
-    ax.plot(
-        power[front][order] / 1e3, tput[front][order], "-o", c="tab:red", ms=4, label="Pareto front"
-    )
+    every = summary["plot"]["every"]
+    thin = f" (every {every}th design)" if every > 1 else ""
+    ax.scatter(power[~feas] / 1e3, tput[~feas], s=6, c="0.8", label="infeasible" + thin)
+    ax.scatter(power[feas] / 1e3, tput[feas], s=8, c="tab:blue", alpha=0.6, label="feasible" + thin)
+    if front is not None:
+        order = np.argsort(front["power_w"])
+        ax.plot(
+            front["power_w"][order] / 1e3,
+            front["tokens_per_s"][order],
+            "-o",
+            c="tab:red",
+            ms=4,
+            label="Pareto front",
+        )
     if baseline is not None:
         ax.scatter(
             [baseline["power_w"] / 1e3],
@@ -176,14 +120,17 @@ def _plot(path, tput, power, feas, front, wl, args, baseline) -> None:
             marker="*",
             s=160,
             c="k",
-            label=f"{baseline['name']} x{baseline['n_gpus']} (iso-peak)",
+            label=baseline["label"],
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("power (kW)")
     kind = "inference" if args.inference else "training"
     ax.set_ylabel(f"{kind} throughput ({'output ' if args.inference else ''}tokens/s)")
-    ax.set_title(f"{args.space}: {wl.model.name} {kind}, {int(feas.sum())}/{feas.size} feasible")
+    ax.set_title(
+        f"{args.space}: {wl.model.name} {kind}, "
+        f"{summary['n_feasible']}/{summary['n_designs']} feasible"
+    )
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
