@@ -71,7 +71,8 @@ __all__ = [
     "d2d_energy_j_per_bit",
     "dram_bw_per_reticle",
     "f0_factors",
-    "power_violations",
+    "SystemTerms",
+    "system_terms",
 ]
 
 
@@ -142,19 +143,7 @@ class WaferTrainingTerms(eqx.Module):
     model_flops: jnp.ndarray
     hw_flops: jnp.ndarray
     peak_flops: jnp.ndarray
-    dyn_energy_j: jnp.ndarray  # dynamic energy of one step (traffic volume, not timing)
-    static_w: jnp.ndarray
-    n_wafers: jnp.ndarray
-    wafer_silicon_m2: jnp.ndarray
-    max_wafer_power_w: jnp.ndarray
-    max_power_density_w_per_m2: jnp.ndarray
-    mem_bytes: jnp.ndarray
-    mem_capacity_bytes: jnp.ndarray
-    silicon_area_m2: jnp.ndarray
-    reticle_utilisation: jnp.ndarray
-    wafer_yield: jnp.ndarray
-    n_devices: jnp.ndarray
-    violations: jnp.ndarray  # every constraint but power (power depends on the step time)
+    system: SystemTerms  # energy, memory and constraints (power is checked in compose)
 
 
 def wafer_training_terms(design, tech, phys, workload, mp) -> WaferTrainingTerms:
@@ -318,8 +307,6 @@ def wafer_training_terms(design, tech, phys, workload, mp) -> WaferTrainingTerms
         + dram_bits * dram_e
         + off_bits * tech.offwafer_energy_j_per_bit
     )
-    silicon = phys.silicon_area_m2 * design.n_wafers
-
     viol = phys.violations
     viol = accumulate(viol, Violation.MEMORY_CAPACITY, ~dram_ok)
     viol = accumulate(viol, Violation.DEVICE_COUNT, (n_regions > R_tot) | (tp > R))
@@ -358,28 +345,73 @@ def wafer_training_terms(design, tech, phys, workload, mp) -> WaferTrainingTerms
         model_flops=model_flops,
         hw_flops=hw_flops,
         peak_flops=peak_sys,
-        dyn_energy_j=e_dyn,
+        system=system_terms(
+            design,
+            tech,
+            phys,
+            dyn_energy_j=e_dyn,
+            mem_bytes=sram_need + jnp.where(has_dram, dram_need, 0.0),
+            mem_capacity_bytes=sram_cap + dram_cap,
+            n_devices=n_regions,
+            violations=viol,
+        ),
+    )
+
+
+class SystemTerms(eqx.Module):
+    """Energy, memory and feasibility terms every wafer cost function carries (scalars, SI):
+    the dynamic energy of the work (traffic volumes, not timing), static power, the power
+    limits, memory need and capacity, and the constraints known before timing."""
+
+    dyn_energy_j: jnp.ndarray
+    static_w: jnp.ndarray
+    n_wafers: jnp.ndarray
+    wafer_silicon_m2: jnp.ndarray
+    max_wafer_power_w: jnp.ndarray
+    max_power_density_w_per_m2: jnp.ndarray
+    mem_bytes: jnp.ndarray
+    mem_capacity_bytes: jnp.ndarray
+    silicon_area_m2: jnp.ndarray
+    reticle_utilisation: jnp.ndarray
+    wafer_yield: jnp.ndarray
+    n_devices: jnp.ndarray
+    violations: jnp.ndarray
+
+    def energy(self, time_s):
+        """``(energy J, power W, violations)`` over ``time_s``: dynamic energy plus static
+        power, then the power and power-density constraints added."""
+        energy = self.dyn_energy_j + self.static_w * time_s
+        power = safe_div(energy, time_s)
+        per_wafer = safe_div(power, self.n_wafers)
+        viol = accumulate(self.violations, Violation.POWER, per_wafer > self.max_wafer_power_w)
+        viol = accumulate(
+            viol,
+            Violation.POWER_DENSITY,
+            safe_div(per_wafer, self.wafer_silicon_m2) > self.max_power_density_w_per_m2,
+        )
+        return energy, power, viol
+
+
+def system_terms(
+    design, tech, phys, *, dyn_energy_j, mem_bytes, mem_capacity_bytes, n_devices, violations
+) -> SystemTerms:
+    """:class:`SystemTerms` of ``design``: static power over its powered silicon, the
+    technology's power limits, and the given energy, memory and constraint terms."""
+    silicon = phys.silicon_area_m2 * design.n_wafers
+    return SystemTerms(
+        dyn_energy_j=dyn_energy_j,
         static_w=tech.static_power_w_per_m2 * silicon,
         n_wafers=design.n_wafers,
         wafer_silicon_m2=phys.silicon_area_m2,
         max_wafer_power_w=tech.max_wafer_power_w,
         max_power_density_w_per_m2=tech.max_power_density_w_per_m2,
-        mem_bytes=sram_need + jnp.where(has_dram, dram_need, 0.0),
-        mem_capacity_bytes=sram_cap + dram_cap,
+        mem_bytes=mem_bytes,
+        mem_capacity_bytes=mem_capacity_bytes,
         silicon_area_m2=silicon,
         reticle_utilisation=phys.reticle_utilisation,
         wafer_yield=phys.wafer_yield,
-        n_devices=n_regions,
-        violations=viol,
-    )
-
-
-def power_violations(viol, power_w, n_wafers, wafer_silicon_m2, max_wafer_w, max_density):
-    """Add the power and power-density violations of a system drawing ``power_w``."""
-    per_wafer = safe_div(power_w, n_wafers)
-    viol = accumulate(viol, Violation.POWER, per_wafer > max_wafer_w)
-    return accumulate(
-        viol, Violation.POWER_DENSITY, safe_div(per_wafer, wafer_silicon_m2) > max_density
+        n_devices=n_devices,
+        violations=violations,
     )
 
 
@@ -424,16 +456,7 @@ def compose_training(terms: WaferTrainingTerms, factors: NetworkFactors) -> Metr
     dp_s = jnp.where(t.dp_overlap > 0, jnp.maximum(dp_raw - window, 0.0), dp_raw)
     step = (t.m + safe_div(t.pp - 1.0, t.interleave)) * t_mb + dp_s + t.optimizer_s
 
-    energy = t.dyn_energy_j + t.static_w * step
-    power = safe_div(energy, step)
-    viol = power_violations(
-        t.violations,
-        power,
-        t.n_wafers,
-        t.wafer_silicon_m2,
-        t.max_wafer_power_w,
-        t.max_power_density_w_per_m2,
-    )
+    energy, power, viol = t.system.energy(step)
     return Metrics(
         step_time_s=step,
         tokens_per_s=safe_div(t.tokens, step),
@@ -444,8 +467,8 @@ def compose_training(terms: WaferTrainingTerms, factors: NetworkFactors) -> Metr
         model_flops=t.model_flops,
         hw_flops=t.hw_flops,
         peak_flops=t.peak_flops,
-        mem_bytes=t.mem_bytes,
-        mem_capacity_bytes=t.mem_capacity_bytes,
+        mem_bytes=t.system.mem_bytes,
+        mem_capacity_bytes=t.system.mem_capacity_bytes,
         compute_s=t.m * stage_compute,
         memory_s=t.m * stage_memory,
         overhead_s=jnp.zeros_like(step),
@@ -454,10 +477,10 @@ def compose_training(terms: WaferTrainingTerms, factors: NetworkFactors) -> Metr
         bubble_s=bubble_s,
         dp_comm_s=dp_s,
         optimizer_s=t.optimizer_s,
-        silicon_area_m2=t.silicon_area_m2,
-        reticle_utilisation=t.reticle_utilisation,
-        wafer_yield=t.wafer_yield,
-        n_devices=t.n_devices,
+        silicon_area_m2=t.system.silicon_area_m2,
+        reticle_utilisation=t.system.reticle_utilisation,
+        wafer_yield=t.system.wafer_yield,
+        n_devices=t.system.n_devices,
         violations=viol,
         feasible=viol == 0,
     )

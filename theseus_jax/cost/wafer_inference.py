@@ -35,7 +35,7 @@ from .noc import (
     noc_flow_terms,
     stream_times,
 )
-from .wafer import d2d_energy_j_per_bit, dram_bw_per_reticle, power_violations
+from .wafer import SystemTerms, d2d_energy_j_per_bit, dram_bw_per_reticle, system_terms
 
 __all__ = [
     "WaferInferenceTerms",
@@ -80,19 +80,7 @@ class WaferInferenceTerms(eqx.Module):
     eta_reticle: jnp.ndarray
     flops: jnp.ndarray
     peak_flops: jnp.ndarray
-    dyn_energy_j: jnp.ndarray
-    static_w: jnp.ndarray
-    n_wafers: jnp.ndarray
-    wafer_silicon_m2: jnp.ndarray
-    max_wafer_power_w: jnp.ndarray
-    max_power_density_w_per_m2: jnp.ndarray
-    mem_bytes: jnp.ndarray
-    mem_capacity_bytes: jnp.ndarray
-    silicon_area_m2: jnp.ndarray
-    reticle_utilisation: jnp.ndarray
-    wafer_yield: jnp.ndarray
-    n_devices: jnp.ndarray
-    violations: jnp.ndarray  # all but power and latency (they depend on the timing)
+    system: SystemTerms  # energy, memory and constraints (power, latency checked in compose)
 
 
 def _stage(design, tech, phys, wl, b, q, c, tp, layers, kv_in_sram, weights_streamed):
@@ -218,7 +206,6 @@ def wafer_inference_terms(design, tech, phys, wl, mp) -> WaferInferenceTerms:
         + per("cross_bits") * d2d_energy_j_per_bit(design, tech)
         + 8.0 * per("dram_bytes") * dram_e
     )
-    silicon = phys.silicon_area_m2 * design.n_wafers
     out_tokens = dp * b_rep * wl.output_len
     peak = (
         R_tot
@@ -254,19 +241,16 @@ def wafer_inference_terms(design, tech, phys, wl, mp) -> WaferInferenceTerms:
         eta_reticle=noc_flow_terms(design, tech, 1.0)[0],
         flops=flops_run,
         peak_flops=peak,
-        dyn_energy_j=e_dyn,
-        static_w=tech.static_power_w_per_m2 * silicon,
-        n_wafers=design.n_wafers,
-        wafer_silicon_m2=phys.silicon_area_m2,
-        max_wafer_power_w=tech.max_wafer_power_w,
-        max_power_density_w_per_m2=tech.max_power_density_w_per_m2,
-        mem_bytes=sram_need + jnp.where(has_dram, dram_need, 0.0),
-        mem_capacity_bytes=sram_cap + dram_cap,
-        silicon_area_m2=silicon,
-        reticle_utilisation=phys.reticle_utilisation,
-        wafer_yield=phys.wafer_yield,
-        n_devices=tp * p * dp,
-        violations=viol,
+        system=system_terms(
+            design,
+            tech,
+            phys,
+            dyn_energy_j=e_dyn,
+            mem_bytes=sram_need + jnp.where(has_dram, dram_need, 0.0),
+            mem_capacity_bytes=sram_cap + dram_cap,
+            n_devices=tp * p * dp,
+            violations=viol,
+        ),
     )
 
 
@@ -308,17 +292,8 @@ def compose_inference(terms: WaferInferenceTerms, factors: NetworkFactors) -> In
     p2p_pre = p2p(t.p2p_pre_bw_s, t.p2p_pre_off_s)
     p2p_dec = p2p(t.p2p_dec_bw_s, t.p2p_dec_off_s)
     ttft, tpot, total = pipeline_times(pre[0], dec[0], p2p_pre, p2p_dec, t.m, t.pp, t.output_len)
-    energy = t.dyn_energy_j + t.static_w * total
-    power = safe_div(energy, total)
+    energy, power, viol = t.system.energy(total)
     tps = safe_div(t.useful_tokens, total)
-    viol = power_violations(
-        t.violations,
-        power,
-        t.n_wafers,
-        t.wafer_silicon_m2,
-        t.max_wafer_power_w,
-        t.max_power_density_w_per_m2,
-    )
     viol = accumulate(viol, Violation.LATENCY, (t.max_tpot_s > 0) & (tpot > t.max_tpot_s))
     zero = jnp.zeros_like(ttft)
     n_dec = jnp.maximum(t.m, t.pp)
@@ -333,8 +308,8 @@ def compose_inference(terms: WaferInferenceTerms, factors: NetworkFactors) -> In
         energy_per_token_j=safe_div(energy, t.out_tokens),
         flops=t.flops,
         peak_flops=t.peak_flops,
-        mem_bytes=t.mem_bytes,
-        mem_capacity_bytes=t.mem_capacity_bytes,
+        mem_bytes=t.system.mem_bytes,
+        mem_capacity_bytes=t.system.mem_capacity_bytes,
         prefill_compute_s=t.pp * pre[1],
         prefill_memory_s=t.pp * (pre[3] + pre[4]),
         prefill_comm_s=t.pp * pre[2] + (t.pp - 1.0) * p2p_pre,
@@ -344,10 +319,10 @@ def compose_inference(terms: WaferInferenceTerms, factors: NetworkFactors) -> In
         decode_kv_s=n_dec * dec[4],
         decode_comm_s=n_dec * dec[2] + t.pp * p2p_dec,
         decode_overhead_s=zero,
-        silicon_area_m2=t.silicon_area_m2,
-        reticle_utilisation=t.reticle_utilisation,
-        wafer_yield=t.wafer_yield,
-        n_devices=t.n_devices,
+        silicon_area_m2=t.system.silicon_area_m2,
+        reticle_utilisation=t.system.reticle_utilisation,
+        wafer_yield=t.system.wafer_yield,
+        n_devices=t.system.n_devices,
         violations=viol,
         feasible=viol == 0,
     )
