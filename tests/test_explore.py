@@ -8,11 +8,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import REPO
+from _helpers import n_evals, tiny_noc_space
 
 from theseus_jax.dse.explore import ExploreConfig, greedy_hv_pick, make_problem
 from theseus_jax.dse.pareto import hypervolume_2d, pareto_mask
@@ -64,26 +63,6 @@ def test_store_roundtrip_and_errors(tmp_path):
     assert recs[1].feasible is False and recs[1].violations == 3 and recs[1].fidelity == 0
 
 
-def _tiny_space(tmp_path) -> Path:
-    """theseus_2024 with the router and core array fixed: every design shares the F1
-    simulation windows, so the simulators compile once per process."""
-    s = json.loads((REPO / "configs/spaces/theseus_2024.json").read_text())
-    s["name"] = "tiny_noc"
-    fixed = dict(
-        n_vcs=(4, "1"),
-        buffer_depth=(4, "flit"),
-        link_bits_per_cycle=(512, "bit/cycle"),
-        d2d_bw_ratio=(1.0, "1"),
-        core_rows=(32, "1"),
-        core_cols=(32, "1"),
-    )
-    for k, (v, u) in fixed.items():
-        s["params"][k] = {"kind": "fixed", "value": v, "unit": u}
-    path = tmp_path / "tiny_noc.json"
-    path.write_text(json.dumps(s))
-    return path
-
-
 def _cmd(space, out, *extra):
     return [
         sys.executable,
@@ -123,19 +102,8 @@ def _records(run_dir):
     return rows
 
 
-def _n_evals(run_dir) -> int:
-    try:
-        # read-only: never create the file the run under test is about to create
-        con = sqlite3.connect(f"file:{run_dir / DB_NAME}?mode=ro", uri=True, timeout=1.0)
-        n = con.execute("SELECT COUNT(*) FROM evals").fetchone()[0]
-        con.close()
-        return n
-    except sqlite3.Error:
-        return 0
-
-
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
-    space = _tiny_space(tmp_path)
+    space = tiny_noc_space(tmp_path)
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     full = tmp_path / "full"
     subprocess.run(_cmd(space, full), check=True, env=env, timeout=900)
@@ -146,12 +114,12 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     part = tmp_path / "part"
     proc = subprocess.Popen(_cmd(space, part), env=env)
     t0 = time.time()
-    while _n_evals(part) < 3 and proc.poll() is None and time.time() - t0 < 900:
+    while n_evals(part) < 3 and proc.poll() is None and time.time() - t0 < 900:
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed: lower the budget"
     proc.send_signal(signal.SIGKILL)  # a real kill: no cleanup, no flush
     proc.wait()
-    n_killed = _n_evals(part)
+    n_killed = n_evals(part)
     assert 3 <= n_killed < len(ref)
     assert _records(part) == ref[:n_killed]  # nothing lost or changed before the kill
 
@@ -319,7 +287,7 @@ def test_summary_and_plot_carry_the_gpu_reference(tmp_path):
     from theseus_jax.dse.explore import run_explore
 
     cfg = ExploreConfig(
-        space=str(_tiny_space(tmp_path)),
+        space=str(tiny_noc_space(tmp_path)),
         workload="gpt3-xl",
         pool=32,
         seed=2,
@@ -384,7 +352,7 @@ def test_run_directory_has_one_writer(tmp_path):
         with pytest.raises(RunBusy, match=str(os.getpid())):
             RunLock(d).acquire()
         cfg = ExploreConfig(
-            space=str(_tiny_space(tmp_path)), workload="gpt3-small", method="random", pool=8
+            space=str(tiny_noc_space(tmp_path)), workload="gpt3-small", method="random", pool=8
         )
         with pytest.raises(RunBusy, match="another process"):
             run_explore(cfg, d)

@@ -22,6 +22,10 @@ _TRAINING_ONLY = {
     "q": "--q",
     "n_init": "--n-init",
     "f1_max_cycles": "--f1-max-cycles",
+    "workers": "--workers",
+    "executor": "--executor",
+    "address": "--address",
+    "gpus_per_worker": "--gpus-per-worker",
 }
 # Workload flags of add_workload_args: inference ones (parser default None; their own
 # defaults, read from add_workload_args, apply with --inference) and training ones.
@@ -80,6 +84,31 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--q", type=int, default=None, help="designs per proposal (default 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="evaluate the --q designs of a proposal concurrently on N workers (default 1: in "
+        "this process); the results are those of a serial run",
+    )
+    p.add_argument(
+        "--executor",
+        default=None,
+        choices=["process", "ray"],
+        help="where the workers run: local processes (default) or a Ray cluster",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="--executor ray: cluster address ('auto', 'ray://HOST:10001'; default: a new "
+        "local Ray instance)",
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        help="--executor ray: GPUs Ray reserves for each worker (default 0: CPU workers)",
+    )
     p.add_argument(
         "--n-init",
         type=int,
@@ -210,9 +239,10 @@ def run(args) -> int:
 
     from ..dse.explore import ExploreConfig, run_explore
 
+    parallel = _parallel(args)
     if args.resume:
         _check_resume_flags(args, run_dir)
-        summary = run_explore(None, run_dir, resume=True, progress=log)
+        summary = run_explore(None, run_dir, resume=True, progress=log, parallel=parallel)
     else:
         if not args.space or not args.workload:
             raise ValueError("give SPACE and WORKLOAD (e.g. theseus_2024 gpt3-175b), or --resume")
@@ -234,7 +264,7 @@ def run(args) -> int:
             n_init=d["n_init"],
             refine=not args.no_refine,
         )
-        summary = run_explore(cfg, run_dir, progress=log)
+        summary = run_explore(cfg, run_dir, progress=log, parallel=parallel)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -249,6 +279,21 @@ def run(args) -> int:
         _print_gpu_reference(summary.get("gpu_reference"))
         print(f"wrote {run_dir}/pareto.csv, pareto.png, convergence.png, summary.json")
     return 0
+
+
+def _parallel(args):
+    """The :class:`~theseus_jax.dse.executors.Parallel` of the flags (checked there)."""
+    from ..dse.executors import Parallel
+
+    backend = args.executor or "process"
+    if backend != "ray" and (args.address is not None or args.gpus_per_worker is not None):
+        raise ValueError("--address and --gpus-per-worker apply to --executor ray only")
+    return Parallel(
+        workers=1 if args.workers is None else args.workers,
+        backend=backend,
+        address=args.address,
+        gpus_per_worker=args.gpus_per_worker or 0.0,
+    )
 
 
 def _print_gpu_reference(gpu) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -20,8 +21,16 @@ import numpy as np
 
 from ._report import summarise
 from .evaluation import Evaluation
+from .executors import Parallel
 from .methods import METHODS
-from .problem import PROBLEM_KEYS, ExploreConfig, Problem, make_problem, problem_key
+from .problem import (
+    PROBLEM_KEYS,
+    ExploreConfig,
+    Problem,
+    make_problem,
+    open_f1_executor,
+    problem_key,
+)
 from .store import DB_NAME, RunLock, RunStore
 
 __all__ = ["RunDiverged", "run_explore"]
@@ -39,6 +48,7 @@ def run_explore(
     progress=None,
     stop_after: int | None = None,
     problem: Problem | None = None,
+    parallel: Parallel | None = None,
 ) -> dict:
     """Run (or resume) an exploration; every evaluation goes to ``run_dir/run.sqlite``.
 
@@ -51,6 +61,12 @@ def run_explore(
         problem: a :class:`~theseus_jax.dse.problem.Problem` the caller already built (and
             may share between runs, with its F1 results); it must be the problem of the
             run's configuration (``PROBLEM_KEYS``). Default: a new one.
+        parallel: how to run the F1 evaluations of a proposal batch
+            (:class:`~theseus_jax.dse.executors.Parallel`: local processes or Ray workers);
+            default: one after the other in this process. The ``cfg.q`` designs of a
+            proposal run concurrently, so more workers than ``q`` stay idle. The run's
+            results do not depend on it: evaluations are written and told in proposal order,
+            and each design's simulator seed is its pool index.
 
     Returns:
         A summary dict (also written to ``run_dir/summary.json``).
@@ -76,7 +92,7 @@ def run_explore(
                 raise
         else:
             store = RunStore.create(run_dir, cfg.to_json())
-        return _run_locked(cfg, run_dir, store, log, stop_after, problem)
+        return _run_locked(cfg, run_dir, store, log, stop_after, problem, parallel or Parallel())
 
 
 def _check_problem(problem: Problem, cfg: ExploreConfig) -> Problem:
@@ -104,9 +120,18 @@ def _replayed(rec, index: int, level: str) -> Evaluation:
     return Evaluation.from_record(rec)
 
 
-def _run_locked(cfg, run_dir, store, log, stop_after, prob) -> dict:
+def _evaluate(prob: Problem, proposals, executor) -> Iterator[Evaluation]:
+    """The evaluations of ``proposals`` in proposal order: F0 ones read from the screening,
+    F1 ones from :meth:`Problem.f1_many` (concurrently with an executor)."""
+    f1 = prob.f1_many([p.index for p in proposals if p.level == "f1"], executor)
+    for p in proposals:
+        yield next(f1) if p.level == "f1" else prob.f0(p.index)
+
+
+def _run_locked(cfg, run_dir, store, log, stop_after, prob, parallel) -> dict:
     """The body of :func:`run_explore`, with the run directory locked."""
     t0 = time.perf_counter()
+    executor = None
     try:
         method = METHODS[cfg.method]
         state = method.init(cfg, prob, jax.random.PRNGKey(cfg.seed))
@@ -120,31 +145,42 @@ def _run_locked(cfg, run_dir, store, log, stop_after, prob) -> dict:
             f"{prob.screened}, budget {cfg.budget_s:g} s declared F1 cost"
             + (f", replaying {len(stored)} stored evaluations" if stored else "")
         )
+        if parallel.workers > cfg.q:
+            log(
+                f"note: {parallel.workers} workers but q={cfg.q} designs per proposal: only "
+                f"{cfg.q} F1 evaluation(s) run at a time (set q to use every worker)"
+            )
+        executor = None if parallel.in_process else open_f1_executor(prob, parallel)
+        if executor is not None:
+            log(f"F1 on {parallel.workers} {parallel.backend} workers")
         while spent < prob.screen_cost_s + cfg.budget_s:
             proposals, state = method.ask(state)
             if not proposals:
                 log("pool exhausted")
                 break
-            results = []
-            for i, level in proposals:
-                if k < len(stored):
-                    ev = _replayed(stored[k], i, level)
-                    k += 1
-                else:
-                    ev = prob.f1(i) if level == "f1" else prob.f0(i)
-                    store.append(**ev.row(iteration=it, method=cfg.method))
-                    if level == "f1":
-                        log(
-                            f"[{it:3d}] F1 design {i:5d}: {ev.tokens_per_s:.4g} tok/s, "
-                            f"{ev.power_w / 1e3:.3g} kW, cost {ev.cost_s:.1f} s "
-                            f"(wall {ev.wall_s:.1f} s); spent "
-                            f"{spent + ev.cost_s - prob.screen_cost_s:.1f}/{cfg.budget_s:g} s"
-                        )
+            if stop_after is not None:
+                proposals = proposals[: stop_after - n_total]
+            n_replay = min(len(proposals), len(stored) - k)
+            results = [
+                _replayed(stored[k + j], p.index, p.level)
+                for j, p in enumerate(proposals[:n_replay])
+            ]
+            k += n_replay
+            fresh = _evaluate(prob, proposals[n_replay:], executor)
+            for ev in results:
+                spent += ev.cost_s
+            for ev in fresh:  # in proposal order, each written as soon as it is known
+                store.append(**ev.row(iteration=it, method=cfg.method))
+                if ev.level == "f1":
+                    log(
+                        f"[{it:3d}] F1 design {ev.index:5d}: {ev.tokens_per_s:.4g} tok/s, "
+                        f"{ev.power_w / 1e3:.3g} kW, cost {ev.cost_s:.1f} s "
+                        f"(wall {ev.wall_s:.1f} s); spent "
+                        f"{spent + ev.cost_s - prob.screen_cost_s:.1f}/{cfg.budget_s:g} s"
+                    )
                 spent += ev.cost_s
                 results.append(ev)
-                n_total += 1
-                if stop_after is not None and n_total >= stop_after:
-                    break
+            n_total += len(results)
             state = method.tell(state, results)
             it += 1
             if stop_after is not None and n_total >= stop_after:
@@ -173,6 +209,8 @@ def _run_locked(cfg, run_dir, store, log, stop_after, prob) -> dict:
         )
         return summary
     finally:
+        if executor is not None:
+            executor.close()
         store.close()
 
 

@@ -1,0 +1,209 @@
+"""Parallel F1: executors keep item order and survive dead workers; a parallel exploration
+(local processes, and a local Ray instance started here) equals the serial run."""
+
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from _helpers import n_evals, tiny_noc_space
+
+from theseus_jax.dse import ExploreConfig, Parallel, WorkerDied, run_explore
+from theseus_jax.dse.executors import open_executor, quiet_fork_exec
+from theseus_jax.dse.store import RunStore
+
+# --- tasks run in the workers (top-level: pickled by reference) ------------------------------
+
+
+def _setup(marker_dir: str, offset: int):
+    return (Path(marker_dir), offset)
+
+
+def _slow_first(state, item):
+    """Early items take longest, so workers finish out of item order."""
+    _, offset = state
+    time.sleep(0.05 * (4 - item) if item < 4 else 0.0)
+    return item * item + offset
+
+
+def _die_once(state, item):
+    """Item 2 kills its worker process the first time it is tried."""
+    marker_dir, offset = state
+    marker = marker_dir / f"died-{item}"
+    if item == 2 and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return item * item + offset
+
+
+def _always_die(state, item):
+    os._exit(1)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance of 2 CPUs for this module; the test modules are pickled by value
+    (the workers do not have ``tests/`` on their path)."""
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    with quiet_fork_exec():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_parallel_spec_errors():
+    with pytest.raises(ValueError, match="backend"):
+        Parallel(backend="threads")
+    with pytest.raises(ValueError, match="workers"):
+        Parallel(workers=0)
+    with pytest.raises(ValueError, match="address"):
+        Parallel(workers=2, address="auto")
+    with pytest.raises(ValueError, match="gpus_per_worker"):
+        Parallel(workers=2, gpus_per_worker=1)
+    assert Parallel().in_process and not Parallel(workers=1, backend="ray").in_process
+
+
+def test_cli_parallel_flags_are_checked(tmp_path, capsys):
+    from theseus_jax.cli.__main__ import main
+
+    base = ["explore", "theseus_2024", "gpt3-xl", "--out", str(tmp_path / "r")]
+    assert main([*base, "--workers", "2", "--address", "auto"]) == 2
+    assert "--executor ray" in capsys.readouterr().err
+    assert main([*base, "--workers", "0"]) == 2
+    assert "workers" in capsys.readouterr().err
+    assert main([*base, "--inference", "--workers", "2"]) == 2
+    assert "--workers" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def _check_executor(spec: Parallel, tmp_path):
+    want = [i * i + 7 for i in range(6)]
+    with open_executor(spec, setup=_setup, setup_args=(str(tmp_path), 7)) as ex:
+        assert list(ex.imap(_slow_first, range(6))) == want
+        assert list(ex.imap(_die_once, range(6))) == want  # worker died on item 2: retried
+        assert (tmp_path / "died-2").exists()
+    none = dataclasses.replace(spec, max_retries=0)
+    with open_executor(none, setup=_setup, setup_args=(str(tmp_path), 7)) as ex:
+        with pytest.raises(WorkerDied, match="max_retries"):
+            list(ex.imap(_always_die, range(2)))
+
+
+def test_process_executor_order_and_retry(tmp_path):
+    _check_executor(Parallel(workers=2), tmp_path)
+
+
+def test_in_process_executor(tmp_path):
+    with open_executor(Parallel(), setup=_setup, setup_args=(str(tmp_path), 1)) as ex:
+        assert list(ex.imap(_slow_first, range(5))) == [i * i + 1 for i in range(5)]
+
+
+def test_ray_executor_order_and_retry(tmp_path, ray_local):
+    _check_executor(Parallel(workers=2, backend="ray"), tmp_path)
+
+
+# --- exploration --------------------------------------------------------------------------
+
+
+def _cfg(tmp_path) -> ExploreConfig:
+    return ExploreConfig(
+        space=str(tiny_noc_space(tmp_path)),
+        workload="gpt3-xl",
+        method="random",
+        pool=64,
+        budget_s=3.0,
+        n_init=2,
+        f1_max_cycles=1200,
+        seed=1,
+        q=2,
+        refine=False,
+    )
+
+
+def _rows(run_dir):
+    """What a run decided and measured, in stored order (not wall times or compile counts,
+    which depend on the worker that ran an evaluation)."""
+    with RunStore.open(run_dir) as st:
+        recs = st.evaluations()
+    keep = ("tokens_per_s", "power_w", "feasible", "violations", "cost_s", "step_time_s")
+    return [
+        (
+            r.iteration,
+            r.extra["pool_index"],
+            r.extra["level"],
+            r.objectives,
+            r.cost,
+            {k: r.extra["result"][k] for k in keep if k in r.extra["result"]},
+        )
+        for r in recs
+    ]
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serial")
+    cfg = _cfg(tmp)
+    summary = run_explore(cfg, tmp / "run")
+    return cfg, summary, _rows(tmp / "run")
+
+
+def _worker_pids(tag: str, children: bool) -> list[int]:
+    """Processes whose command line contains ``tag`` (``children``: of this process only)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if tag in cmd and (not children or ppid == os.getpid()):
+            out.append(int(p.name))
+    return out
+
+
+def _kill_one_worker_when(run_dir, tag, children, n_rows, killed) -> threading.Thread:
+    """A thread that SIGKILLs one worker once the run has stored ``n_rows`` evaluations (the
+    next proposal's F1 evaluations are then in flight)."""
+
+    def go():
+        t_end = time.time() + 300
+        while time.time() < t_end and n_evals(run_dir) < n_rows:
+            time.sleep(0.05)
+        pids = _worker_pids(tag, children)
+        if pids:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    th = threading.Thread(target=go, daemon=True)
+    th.start()
+    return th
+
+
+def _check_parallel_run(spec: Parallel, tag: str, children: bool, serial_run, tmp_path):
+    cfg, summary, rows = serial_run
+    assert len(rows) >= 4 and len({r[0] for r in rows}) >= 2  # two proposals of q=2 at least
+    run_dir = tmp_path / "par"
+    killed = []
+    th = _kill_one_worker_when(run_dir, tag, children, 2, killed)
+    got = run_explore(cfg, run_dir, parallel=spec)
+    th.join(timeout=5)
+    assert killed, "no worker was killed: the test did not exercise a dead worker"
+    # exactly one row per evaluation, in proposal order, with the serial run's values
+    assert _rows(run_dir) == rows
+    assert got["hypervolume"] == summary["hypervolume"]
+    assert got["pareto"] == summary["pareto"]
+
+
+def test_explore_process_workers_equal_serial(serial_run, tmp_path):
+    _check_parallel_run(Parallel(workers=2), "multiprocessing.spawn", True, serial_run, tmp_path)
+
+
+def test_explore_ray_workers_equal_serial(serial_run, tmp_path, ray_local):
+    spec = Parallel(workers=2, backend="ray")
+    _check_parallel_run(spec, "_RayWorker", False, serial_run, tmp_path)
