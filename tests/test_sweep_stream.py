@@ -72,6 +72,15 @@ def test_resume_after_kill_gives_the_same_result(setup, tmp_path):
     assert (run / "pareto.csv").read_text() == (ref / "pareto.csv").read_text()
     assert (run / "sweep.csv").read_text() == (ref / "sweep.csv").read_text()
     assert not (run / "parts" / "part-000002.parquet.tmp").exists()
+    # two hosts share the folder: each writes its chunks, a last run combines them
+    sh = tmp_path / "shards"
+    a = _sweep(setup, sh, shard=(0, 2))
+    assert a == dict(shard=[0, 2], parts=3, parts_written=2, parts_on_disk=2)
+    assert not (sh / "pareto.csv").exists()
+    assert _sweep(setup, sh, shard=(1, 2))["parts_on_disk"] == 3
+    assert _sweep(setup, sh)["resumed_designs"] == 20
+    assert (sh / "pareto.csv").read_text() == (ref / "pareto.csv").read_text()
+    assert (sh / "sweep.csv").read_text() == (ref / "sweep.csv").read_text()
 
 
 def test_other_configuration_is_refused_and_small_csv_limit(setup, tmp_path):
@@ -79,5 +88,7 @@ def test_other_configuration_is_refused_and_small_csv_limit(setup, tmp_path):
     assert not (tmp_path / "sweep.csv").exists() and (tmp_path / "pareto.csv").exists()
     with pytest.raises(ValueError, match="another configuration.*seed"):
         _sweep(setup, tmp_path, seed=4)
+    with pytest.raises(ValueError, match="--shard must be K/M"):
+        _sweep(setup, tmp_path, shard=(2, 2))
     with pytest.raises(ValueError, match="-n must be >= 1"):
         _sweep(setup, tmp_path / "x", n=0)

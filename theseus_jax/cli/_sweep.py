@@ -36,6 +36,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/M",
+        help="host K of M on a shared --out: evaluate only chunks i with i %% M == K; once "
+        "every host is done, run the same command without --shard to combine",
+    )
+    p.add_argument(
         "--baseline",
         default="a100_dgx",
         help="GPU system plotted for reference at iso-peak FLOPs with the median design "
@@ -64,7 +71,10 @@ def run(args) -> int:
         objective=args.objective,
         names=dict(space=args.space, workload=args.workload, tech=args.tech),
         progress=not args.no_progress,
+        shard=_shard(args.shard),
     )
+    if args.shard is not None:
+        return 0
     out = Path(args.out)
     pts, front = res.pop("_plot_points"), res.pop("_front")
     baseline = None
@@ -87,6 +97,19 @@ def run(args) -> int:
         files.insert(0, "sweep.csv")
     print(f"wrote {', '.join(str(out / f) for f in files)}")
     return 0
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    """``"K/M"`` as ``(K, M)`` (checked by ``run_sweep``)."""
+    if text is None:
+        return None
+    try:
+        k, m = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(
+            f"--shard must be K/M (e.g. 0/4 on the first of 4 hosts), got {text!r}"
+        ) from None
+    return k, m
 
 
 def _plot(path, pts, front, wl, args, baseline, summary) -> None:

@@ -12,6 +12,11 @@ A killed sweep continues when the same command is run again: the parts already o
 kept, the running front is rebuilt from their throughput/power columns, and the missing
 chunks are evaluated. A folder written by a different configuration is refused.
 
+Several hosts split one sweep on a shared folder: host ``k`` of ``m`` runs it with
+``shard=(k, m)`` and writes only the chunks ``i`` with ``i % m == k``; a last run without
+``shard`` finds every part on disk and writes the combined outputs (the same files, bit for
+bit, as one host would write, since each chunk is drawn on its own).
+
 At the end: ``pareto.csv`` (the front, every column), ``summary.json`` (counts, rate,
 configuration), ``pareto.png``; and, up to ``csv_max_designs`` designs, ``sweep.csv`` with
 every design and a ``pareto`` column.
@@ -25,6 +30,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -133,6 +139,7 @@ def run_sweep(
     progress: bool = True,
     csv_max_designs: int = 100_000,
     devices=None,
+    shard: tuple[int, int] | None = None,
     log=print,
 ) -> dict:
     """Evaluate ``n`` sampled designs of ``space`` in chunks, streaming to ``out``.
@@ -150,18 +157,28 @@ def run_sweep(
         progress: show a progress bar (tqdm, on stderr).
         csv_max_designs: also write ``sweep.csv`` (every design) up to this many designs.
         devices: JAX devices to shard each chunk over (default: all visible).
+        shard: ``(k, m)``: evaluate only the chunks ``i % m == k`` (host ``k`` of ``m`` on a
+            shared ``out``) and write no combined output; run again without ``shard`` once
+            every host is done to combine.
         log: where progress lines go.
 
     Returns:
-        The summary (also written to ``summary.json``).
+        The summary (also written to ``summary.json``); with ``shard``, only
+        ``{"shard", "parts", "parts_written", "parts_on_disk"}``.
 
     Raises:
-        ValueError: ``n`` or ``chunk`` < 1, or ``out`` holds a sweep of another configuration.
+        ValueError: ``n`` or ``chunk`` < 1, a bad ``shard``, or ``out`` holds a sweep of
+            another configuration.
     """
     if n < 1:
         raise ValueError(f"-n must be >= 1, got {n}")
     if chunk < 1:
         raise ValueError(f"--chunk must be >= 1, got {chunk}")
+    if shard is not None:
+        k_sh, m_sh = (int(v) for v in shard)
+        if not (m_sh >= 1 and 0 <= k_sh < m_sh):
+            raise ValueError(f"--shard must be K/M with 0 <= K < M, got {k_sh}/{m_sh}")
+        shard = (k_sh, m_sh)
     chunk = min(chunk, n)
     out = Path(out)
     parts_dir = out / "parts"
@@ -182,12 +199,15 @@ def run_sweep(
                 f"{out} holds a sweep of another configuration (was -> now: {diff}); "
                 "rerun with the same arguments to continue it, or choose another --out"
             )
-    else:
-        cfg_path.write_text(json.dumps(cfg, indent=1))
+    else:  # several hosts may start together: write whole, then rename
+        tmp = cfg_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cfg, indent=1))
+        os.replace(tmp, cfg_path)
     n_chunks = math.ceil(n / chunk)
-    r_max = _max_reticles(space, seed)
-    maps = _table(workload, r_max)
-    ev = make_evaluator(workload, mappings=maps, tech=tech, objective=objective, devices=devices)
+    ctx = _chunk_context(space, workload, tech, cfg, chunk, devices)
+    if shard is not None:
+        return _run_shard(ctx, n, n_chunks, shard, parts_dir, log)
+    maps, ev = ctx.maps, ctx.evaluate
     front = _Front()
     thin = max(1, math.ceil(n / PLOT_POINTS))
     plot_pts: list[np.ndarray] = []
@@ -205,21 +225,9 @@ def run_sweep(
             cols = _read_part(path)
             done_before += k
         else:
-            designs = space.sample(jax.random.fold_in(jax.random.PRNGKey(seed), i), chunk)
             t = time.perf_counter()
-            rmax_i = int(
-                np.max(np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers))
-            )
-            if rmax_i > r_max:  # beyond the probe: this chunk gets its own table
-                maps_i = _table(workload, rmax_i)
-                res = make_evaluator(
-                    workload, mappings=maps_i, tech=tech, objective=objective, devices=devices
-                )(designs)
-            else:
-                maps_i, res = maps, ev(designs)
-            res = jax.block_until_ready(res)
+            cols = _evaluate_chunk(ctx, i, k)
             t_eval += time.perf_counter() - t
-            cols = _chunk_columns(designs, res, maps_i, k, i * chunk)
             _write_part(path, cols)
         n_feasible += int(np.sum(np.asarray(cols["feasible"], float) > 0))
         front.add(cols)
@@ -267,6 +275,62 @@ def run_sweep(
         "Pareto front"
     )
     return dict(summary, _plot_points=pts, _front=front.rows)
+
+
+class _ChunkContext(NamedTuple):
+    """What every chunk of one sweep is evaluated with."""
+
+    space: Any
+    workload: Any
+    tech: Any
+    seed: int
+    chunk: int
+    objective: str
+    devices: Any
+    r_max: int  # reticles the shared mapping table covers
+    maps: Any
+    evaluate: Any
+
+
+def _chunk_context(space, workload, tech, cfg, chunk, devices) -> _ChunkContext:
+    seed, objective = cfg["seed"], cfg["objective"]
+    r_max = _max_reticles(space, seed)
+    maps = _table(workload, r_max)
+    ev = make_evaluator(workload, mappings=maps, tech=tech, objective=objective, devices=devices)
+    return _ChunkContext(space, workload, tech, seed, chunk, objective, devices, r_max, maps, ev)
+
+
+def _evaluate_chunk(c: _ChunkContext, i: int, k: int) -> dict[str, np.ndarray]:
+    """Columns of chunk ``i`` (its first ``k`` designs), drawn from ``fold_in(seed, i)``."""
+    designs = c.space.sample(jax.random.fold_in(jax.random.PRNGKey(c.seed), i), c.chunk)
+    rmax_i = int(np.max(np.asarray(designs.reticle_rows * designs.reticle_cols * designs.n_wafers)))
+    if rmax_i > c.r_max:  # beyond the probe: this chunk gets its own table
+        maps_i = _table(c.workload, rmax_i)
+        ev = make_evaluator(
+            c.workload, mappings=maps_i, tech=c.tech, objective=c.objective, devices=c.devices
+        )
+    else:
+        maps_i, ev = c.maps, c.evaluate
+    res = jax.block_until_ready(ev(designs))
+    return _chunk_columns(designs, res, maps_i, k, i * c.chunk)
+
+
+def _run_shard(c: _ChunkContext, n, n_chunks, shard, parts_dir: Path, log) -> dict:
+    """The chunks ``i % m == k`` of a sweep, written as parts (no combined output)."""
+    k_sh, m_sh = shard
+    written = 0
+    for i in range(k_sh, n_chunks, m_sh):
+        path = parts_dir / f"part-{i:06d}.parquet"
+        if not path.exists():
+            _write_part(path, _evaluate_chunk(c, i, min(c.chunk, n - i * c.chunk)))
+            written += 1
+    on_disk = sum((parts_dir / f"part-{i:06d}.parquet").exists() for i in range(n_chunks))
+    log(
+        f"shard {k_sh}/{m_sh}: wrote {written} parts; {on_disk} of {n_chunks} parts on disk; "
+        "run the same command without --shard to combine"
+        + ("" if on_disk == n_chunks else " once every shard is done")
+    )
+    return dict(shard=[k_sh, m_sh], parts=n_chunks, parts_written=written, parts_on_disk=on_disk)
 
 
 def _write_csv(path: Path, rows: dict[str, np.ndarray] | None) -> None:

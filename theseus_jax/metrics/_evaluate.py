@@ -237,9 +237,10 @@ def make_evaluator(
     ``devices`` (default: every visible JAX device, ``jax.devices()``) share each chunk:
     the design axis is sharded over them (``jax.sharding``, one mesh axis ``"designs"``),
     the workload, mappings and technology are replicated, and the memory budget applies
-    per device. Results do not depend on the number of devices. Several hosts: start each
-    with ``jax.distributed.initialize()`` and pass ``devices=jax.devices()`` (all hosts'
-    devices); every host then calls the evaluator on the same batch.
+    per device. Results do not depend on the number of devices. Several hosts: designs are
+    independent, so give each host its own designs and its own evaluator over its local
+    devices (``run_sweep(shard=(k, m))``, ``theseus sweep --shard K/M``); no
+    ``jax.distributed`` collective is needed.
 
     ``fidelity="f1"`` (wafers only) picks each design's best mapping with F0, then
     re-evaluates that point with F1: the same cost terms composed with network factors
