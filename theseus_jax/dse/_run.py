@@ -194,6 +194,7 @@ def _run_locked(cfg, run_dir, store, log, stop_after, prob, parallel) -> dict:
             refined = _refine_stage(cfg, prob, store, stored[k:], it, log)
         summary = summarise(cfg, prob, store, run_dir, time.perf_counter() - t0)
         summary["refinement"] = refined
+        summary["parallel"] = dict(workers=parallel.workers, backend=parallel.backend)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         gpu = summary.get("gpu_reference")
         log(

@@ -123,7 +123,8 @@ def _worker_setup(flags: dict, setup: Callable, args: tuple):
     return setup(*args)
 
 
-# the worker process's own state (one per spawned process; set by its initializer)
+# A spawned worker's state, set once by the pool's initializer in that worker process (a
+# process pool keeps no per-worker object to hang it on); never set in the caller's process.
 _STATE: dict[str, Any] = {}
 
 
