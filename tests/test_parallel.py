@@ -185,14 +185,19 @@ def _kill_one_worker_when(run_dir, tag, children, n_rows, killed) -> threading.T
     return th
 
 
-def _check_parallel_run(spec: Parallel, tag: str, children: bool, serial_run, tmp_path):
+def _check_parallel_run(
+    spec: Parallel, tag: str, children: bool, serial_run, tmp_path, stop_after=None
+):
     cfg, summary, rows = serial_run
     assert len(rows) >= 4 and len({r[0] for r in rows}) >= 2  # two proposals of q=2 at least
     run_dir = tmp_path / "par"
     killed = []
     th = _kill_one_worker_when(run_dir, tag, children, 2, killed)
-    got = run_explore(cfg, run_dir, parallel=spec)
+    got = run_explore(cfg, run_dir, parallel=spec, stop_after=stop_after)
     th.join(timeout=5)
+    if stop_after is not None:  # stopped inside a proposal: resume it, in parallel again
+        assert len(_rows(run_dir)) == stop_after
+        got = run_explore(None, run_dir, resume=True, parallel=spec)
     assert killed, "no worker was killed: the test did not exercise a dead worker"
     # exactly one row per evaluation, in proposal order, with the serial run's values
     assert _rows(run_dir) == rows
@@ -201,7 +206,8 @@ def _check_parallel_run(spec: Parallel, tag: str, children: bool, serial_run, tm
 
 
 def test_explore_process_workers_equal_serial(serial_run, tmp_path):
-    _check_parallel_run(Parallel(workers=2), "multiprocessing.spawn", True, serial_run, tmp_path)
+    spec = Parallel(workers=2)
+    _check_parallel_run(spec, "multiprocessing.spawn", True, serial_run, tmp_path, stop_after=3)
 
 
 def test_explore_ray_workers_equal_serial(serial_run, tmp_path, ray_local):
