@@ -166,3 +166,17 @@ def test_missing_subcommand_exits_with_usage():
     with pytest.raises(SystemExit) as e:
         main([])
     assert e.value.code == 2
+
+
+def test_interrupt_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in a long command: exit code 130 and the command that continues the run."""
+    import theseus_jax.dse.explore as explore
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explore, "run_explore", interrupted)
+    out = tmp_path / "r"
+    args = ["explore", "theseus_2024", "gpt3-xl", "--out", str(out), "--xla-cache", "none"]
+    assert main(args) == 130
+    assert f"theseus explore --resume {out}" in capsys.readouterr().err

@@ -34,6 +34,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(SUBCOMMANDS[args.command].run(args) or 0)
+    except KeyboardInterrupt:  # what is stored stays; say how to continue
+        hint = getattr(SUBCOMMANDS[args.command], "resume_hint", None)
+        print(
+            f"theseus {args.command}: interrupted" + (f"; {hint(args)}" if hint else ""),
+            file=sys.stderr,
+        )
+        return 130
     except (
         ValueError,
         FileNotFoundError,

@@ -281,6 +281,14 @@ def run(args) -> int:
     return 0
 
 
+def resume_hint(args) -> str:
+    """How to continue an interrupted run (printed by ``theseus`` on Ctrl-C)."""
+    if args.inference:
+        return "rerun the command (the F0 screening of --inference is not resumable)"
+    run_dir = args.resume or args.out or _OUT["training"]
+    return f"every finished evaluation is stored; continue with: theseus explore --resume {run_dir}"
+
+
 def _parallel(args):
     """The :class:`~theseus_jax.dse.executors.Parallel` of the flags (checked there)."""
     from ..dse.executors import Parallel

@@ -99,6 +99,11 @@ def run(args) -> int:
     return 0
 
 
+def resume_hint(args) -> str:
+    """How to continue an interrupted sweep (printed by ``theseus`` on Ctrl-C)."""
+    return "finished parts are kept; run the same command again to continue"
+
+
 def _shard(text: str | None) -> tuple[int, int] | None:
     """``"K/M"`` as ``(K, M)`` (checked by ``run_sweep``)."""
     if text is None:

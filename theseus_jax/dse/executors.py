@@ -203,7 +203,15 @@ class _ProcessPool:
             yield result
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop now: pending items are dropped and running ones killed (after a finished run
+        there are none; after an interrupt nobody waits for them)."""
+        # the pool's worker processes (no public handle before Python 3.14's terminate_workers)
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        self._pool.shutdown(wait=True)
 
 
 def _returned(f: cf.Future) -> bool:
