@@ -9,13 +9,18 @@ import threading
 import time
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 import ray
 from _helpers import n_evals, tiny_noc_space
 
+import theseus_jax as tj
 from theseus_jax.dse import ExploreConfig, Parallel, WorkerDied, run_explore
-from theseus_jax.dse.executors import open_executor, quiet_fork_exec
 from theseus_jax.dse.store import RunStore
+from theseus_jax.fidelity import open_f1_executor
+from theseus_jax.metrics._evaluate import default_mappings
+from theseus_jax.parallel import open_executor, quiet_fork_exec
 
 # --- tasks run in the workers (top-level: pickled by reference) ------------------------------
 
@@ -213,3 +218,25 @@ def test_explore_process_workers_equal_serial(serial_run, tmp_path):
 def test_explore_ray_workers_equal_serial(serial_run, tmp_path, ray_local):
     spec = Parallel(workers=2, backend="ray")
     _check_parallel_run(spec, "_RayWorker", False, serial_run, tmp_path)
+
+
+def test_make_evaluator_f1_on_workers_equals_serial(tmp_path):
+    """A batch at F1 through two local worker processes: the serial metrics and costs."""
+    tech, wl = tj.load_tech("n7"), tj.load_training_workload("gpt3-xl")
+    space = tj.load_space(str(tiny_noc_space(tmp_path)), tech=tech)
+    designs = space.sample(jax.random.PRNGKey(5), 2)
+    maps = default_mappings(designs, wl)
+    kw = dict(mappings=maps, tech=tech, fidelity="f1", f1_max_cycles=1200, f1_seed=3)
+    serial = tj.make_evaluator(wl, **kw)(designs)
+    with open_f1_executor(Parallel(workers=2)) as ex:
+        par = tj.make_evaluator(wl, **kw, f1_executor=ex)(designs)
+    for a, b in zip(
+        jax.tree_util.tree_leaves(serial.metrics),
+        jax.tree_util.tree_leaves(par.metrics),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert [c.router_cycles for c in serial.f1_costs] == [c.router_cycles for c in par.f1_costs]
+    assert [c.gemm_factor for c in serial.f1_costs] == [c.gemm_factor for c in par.f1_costs]
+    with pytest.raises(ValueError, match="fidelity='f1'"):
+        tj.make_evaluator(wl, mappings=maps, tech=tech, f1_executor=ex)

@@ -290,8 +290,8 @@ def resume_hint(args) -> str:
 
 
 def _parallel(args):
-    """The :class:`~theseus_jax.dse.executors.Parallel` of the flags (checked there)."""
-    from ..dse.executors import Parallel
+    """The :class:`~theseus_jax.parallel.Parallel` of the flags (checked there)."""
+    from ..parallel import Parallel
 
     backend = args.executor or "process"
     if backend != "ray" and (args.address is not None or args.gpus_per_worker is not None):

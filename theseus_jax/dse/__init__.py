@@ -1,8 +1,8 @@
 """Design-space exploration: Pareto utilities, NSGA-II, gradient refinement, durable runs."""
 
+from ..parallel import Parallel as Parallel, WorkerDied as WorkerDied
 from ._gpu_reference import gpu_reference as gpu_reference
 from .evaluation import Evaluation as Evaluation
-from .executors import Parallel as Parallel, WorkerDied as WorkerDied
 from .explore import (
     ExploreConfig as ExploreConfig,
     hypervolume_trace as hypervolume_trace,

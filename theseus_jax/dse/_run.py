@@ -19,16 +19,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ..fidelity import open_f1_executor
+from ..parallel import Parallel
 from ._report import summarise
 from .evaluation import Evaluation
-from .executors import Parallel
 from .methods import METHODS
 from .problem import (
     PROBLEM_KEYS,
     ExploreConfig,
     Problem,
     make_problem,
-    open_f1_executor,
     problem_key,
 )
 from .store import DB_NAME, RunLock, RunStore
@@ -62,7 +62,7 @@ def run_explore(
             may share between runs, with its F1 results); it must be the problem of the
             run's configuration (``PROBLEM_KEYS``). Default: a new one.
         parallel: how to run the F1 evaluations of a proposal batch
-            (:class:`~theseus_jax.dse.executors.Parallel`: local processes or Ray workers);
+            (:class:`~theseus_jax.parallel.Parallel`: local processes or Ray workers);
             default: one after the other in this process. The ``cfg.q`` designs of a
             proposal run concurrently, so more workers than ``q`` stay idle. The run's
             results do not depend on it: evaluations are written and told in proposal order,
@@ -150,7 +150,7 @@ def _run_locked(cfg, run_dir, store, log, stop_after, prob, parallel) -> dict:
                 f"note: {parallel.workers} workers but q={cfg.q} designs per proposal: only "
                 f"{cfg.q} F1 evaluation(s) run at a time (set q to use every worker)"
             )
-        executor = None if parallel.in_process else open_f1_executor(prob, parallel)
+        executor = None if parallel.in_process else open_f1_executor(parallel)
         if executor is not None:
             log(f"F1 on {parallel.workers} {parallel.backend} workers")
         while spent < prob.screen_cost_s + cfg.budget_s:

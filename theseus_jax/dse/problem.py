@@ -19,22 +19,20 @@ an F1 evaluation its simulated router-cycles divided by ``SIM_RATE``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..fidelity import F1Cache, evaluate_f1
+from ..fidelity import F1Cache, F1Point, evaluate_f1_many
 from ..io import load_tech
 from ..metrics._evaluate import default_mappings, make_evaluator
 from ..space import load_space
 from ..workload import load_training_workload
 from .evaluation import Evaluation
-from .executors import Parallel, open_executor
 
 __all__ = [
     "ExploreConfig",
@@ -47,10 +45,6 @@ __all__ = [
     "SIM_RATE",
     "decades",
     "log_objectives",
-    "F1Job",
-    "f1_task",
-    "f1_worker",
-    "open_f1_executor",
 ]
 
 METHOD_NAMES = ("mfbo", "sfbo", "random", "nsga2", "f0")
@@ -167,12 +161,6 @@ def _read_only(a) -> np.ndarray:
     out = np.array(a, copy=True)
     out.flags.writeable = False
     return out
-
-
-def _host(tree):
-    """``tree`` with its JAX arrays as numpy arrays of the same dtype (to send to workers;
-    Python scalars stay as they are, so weak types are kept)."""
-    return jax.tree_util.tree_map(lambda a: np.asarray(a) if isinstance(a, jax.Array) else a, tree)
 
 
 def _coords(x) -> tuple[float, ...]:
@@ -311,29 +299,32 @@ class Problem:
             index: its pool index (-1: a design outside the pool).
             x_unit: its unit-cube coordinates, if known (default: ``space.to_unit``).
         """
-        r = f1_task((self.f1_job, self.sim_cache), (design, mapping, seed))
+        (r,) = evaluate_f1_many([self._f1_point(design, mapping, seed)], cache=self.sim_cache)
         return self._f1_evaluation(r, design, index, x_unit)
 
-    def _f1_evaluation(self, r: dict, design, index: int, x_unit) -> Evaluation:
-        """The :class:`Evaluation` of an :func:`f1_task` result."""
+    def _f1_point(self, design, mapping, seed: int) -> F1Point:
+        return F1Point(design, self.workload, self.tech, mapping, seed, self.cfg.f1_max_cycles)
+
+    def _f1_evaluation(self, result, design, index: int, x_unit) -> Evaluation:
+        """The :class:`Evaluation` of an ``evaluate_f1`` result ``(metrics, cost)``."""
+        m, c = result
         return Evaluation(
             index=int(index),
             level="f1",
-            tokens_per_s=r["tokens_per_s"],
-            power_w=r["power_w"],
-            feasible=r["feasible"],
-            violations=r["violations"],
-            cost_s=r["router_cycles"] / SIM_RATE,
-            wall_s=r["wall_s"],
-            metrics={k: r[k] for k in ("step_time_s", "router_cycles", "n_compiles")},
+            tokens_per_s=float(m.tokens_per_s),
+            power_w=float(m.power_w),
+            feasible=bool(m.feasible),
+            violations=int(m.violations),
+            cost_s=c.router_cycles / SIM_RATE,
+            wall_s=float(c.wall_s),
+            metrics=dict(
+                step_time_s=float(m.step_time_s),
+                router_cycles=int(c.router_cycles),
+                n_compiles=int(c.n_compiles),
+            ),
             x_unit=_coords(self.space.to_unit(design) if x_unit is None else x_unit),
             design=self._params(design),
         )
-
-    @property
-    def f1_job(self) -> F1Job:
-        """What a worker needs to evaluate this problem's designs at F1 (:func:`f1_task`)."""
-        return F1Job(self.workload, self.tech, int(self.cfg.f1_max_cycles))
 
     def f1(self, i: int) -> Evaluation:
         """F1 result of pool design ``i`` (deterministic: the simulator seed is the index;
@@ -345,29 +336,27 @@ class Problem:
 
         Args:
             indices: pool indices.
-            executor: an executor opened with :func:`open_f1_executor` on this problem: the
-                designs not memoised yet are evaluated concurrently by its workers (each
-                with its own simulator cache; ``n_compiles`` counts the worker's). None: one
-                after the other in this process.
+            executor: from :func:`~theseus_jax.fidelity.open_f1_executor`: the designs not
+                memoised yet are evaluated concurrently by its workers (each with its own
+                simulator cache; ``n_compiles`` counts the worker's). None: one after the
+                other in this process, with the problem's ``sim_cache``.
 
         The results are those of :meth:`f1` one index at a time, whatever the executor:
         each design's simulator seed is its index, and the order is ``indices``.
         """
         idx = [int(i) for i in indices]
         todo = [i for i in dict.fromkeys(idx) if i not in self._memo.f1]
-        items = [(self.design(i), self.mapping(i), i) for i in todo]
-        if executor is None:
-            results = (f1_task((self.f1_job, self.sim_cache), it) for it in items)
-        else:
-            items = [_host(it) for it in items]
-            results = executor.imap(f1_task, items)
+        points = [self._f1_point(self.design(i), self.mapping(i), i) for i in todo]
+        results = iter(
+            evaluate_f1_many(points, executor=executor, cache=None if executor else self.sim_cache)
+        )
         fresh = set(todo)
         for i in idx:
             if i in fresh:
-                r = next(results)
-                self._memo.f1[i] = self._f1_evaluation(r, self.design(i), i, self.unit[i])
+                ev = self._f1_evaluation(next(results), self.design(i), i, self.unit[i])
+                self._memo.f1[i] = ev
                 fresh.discard(i)
-                yield self._memo.f1[i]
+                yield ev
             else:
                 ev = self._memo.f1[i]
                 yield ev._replace(wall_s=0.0, metrics={**ev.metrics, "cached": True})
@@ -382,57 +371,6 @@ class Problem:
                 self.workload, float(np.median(self.f0_peak_flops))
             )
         return self._memo.gpu["ref"]
-
-
-class F1Job(NamedTuple):
-    """What an F1 evaluation needs beside the design: the workload, the technology and the
-    longest simulation run (sent once to each worker of a parallel run)."""
-
-    workload: Any
-    tech: Any
-    max_cycles: int
-
-
-def f1_worker(job: F1Job) -> tuple[F1Job, F1Cache]:
-    """A worker's state: the job and the worker's own simulator cache."""
-    return (job, F1Cache())
-
-
-def f1_task(state: tuple[F1Job, F1Cache], item) -> dict:
-    """F1 of one design in a worker (or in this process): ``item = (design, mapping, seed)``.
-
-    Returns host floats: ``tokens_per_s``, ``power_w``, ``feasible``, ``violations``,
-    ``step_time_s`` (s), ``router_cycles``, ``n_compiles`` and ``wall_s`` (s).
-    """
-    job, cache = state
-    design, mapping, seed = item
-    t = time.perf_counter()
-    m, c = evaluate_f1(
-        design,
-        job.workload,
-        job.tech,
-        mapping=mapping,
-        seed=int(seed),
-        max_cycles=job.max_cycles,
-        cache=cache,
-    )
-    return dict(
-        tokens_per_s=float(m.tokens_per_s),
-        power_w=float(m.power_w),
-        feasible=bool(m.feasible),
-        violations=int(m.violations),
-        step_time_s=float(m.step_time_s),
-        router_cycles=int(c.router_cycles),
-        n_compiles=int(c.n_compiles),
-        wall_s=time.perf_counter() - t,
-    )
-
-
-def open_f1_executor(problem: Problem, parallel: Parallel):
-    """Workers for :meth:`Problem.f1_many` (:func:`~theseus_jax.dse.executors.open_executor`
-    with this problem's :class:`F1Job`, host copies of its arrays)."""
-    job = _host(problem.f1_job)
-    return open_executor(parallel, setup=f1_worker, setup_args=(job,))
 
 
 def make_problem(cfg: ExploreConfig, *, chunk: int = 256) -> Problem:

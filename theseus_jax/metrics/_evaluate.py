@@ -23,7 +23,7 @@ from ..cost.wafer import wafer_training_step
 from ..cost.wafer_inference import wafer_inference
 from ..design._gpu import GPUSystem
 from ..design._wafer import WaferDesign
-from ..fidelity import F1Cache, F1Cost, evaluate_f1
+from ..fidelity import F1Cache, F1Cost, F1Point, evaluate_f1_many
 from ..mapping._enumerate import (
     enumerate_gpu_inference_mappings,
     enumerate_gpu_mappings,
@@ -224,6 +224,7 @@ def make_evaluator(
     f1_max_cycles: int = 16000,
     f1_seed: int = 0,
     f1_cache: F1Cache | None = None,
+    f1_executor=None,
     devices=None,
 ) -> Callable:
     """Return ``evaluate(designs) -> EvalResult``, jit-compiled, closing over the rest.
@@ -245,9 +246,11 @@ def make_evaluator(
     ``fidelity="f1"`` (wafers only) picks each design's best mapping with F0, then
     re-evaluates that point with F1: the same cost terms composed with network factors
     measured on the cycle-level simulator (:func:`~theseus_jax.fidelity.evaluate_f1`,
-    ``f1_max_cycles`` / ``f1_seed`` per design, simulators compiled into ``f1_cache``, a
-    fresh :class:`~theseus_jax.fidelity.F1Cache` by default). It is a host loop over the
-    designs (seconds to minutes each); the result also carries each design's
+    ``f1_max_cycles``, seed ``f1_seed + i`` for design ``i``, simulators compiled into
+    ``f1_cache``, a fresh :class:`~theseus_jax.fidelity.F1Cache` by default). It is a host
+    loop over the designs (seconds to minutes each), run concurrently by ``f1_executor``
+    (:func:`~theseus_jax.fidelity.open_f1_executor`: local processes or Ray workers; the
+    same results); the result also carries each design's
     :class:`~theseus_jax.fidelity.F1Cost` in ``f1_costs``.
     """
     if fidelity not in ("f0", "f1"):
@@ -263,7 +266,10 @@ def make_evaluator(
             max_cycles=f1_max_cycles,
             seed=f1_seed,
             cache=f1_cache,
+            executor=f1_executor,
         )
+    if f1_executor is not None:
+        raise ValueError("f1_executor= runs F1 evaluations: use it with fidelity='f1'")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if not memory_budget_bytes > 0:
@@ -338,7 +344,9 @@ class F1Result(eqx.Module):
     f1_costs: tuple[F1Cost, ...] = eqx.field(static=True)
 
 
-def _make_f1_evaluator(workload, *, mappings, tech, max_cycles, seed, cache, **kw) -> Callable:
+def _make_f1_evaluator(
+    workload, *, mappings, tech, max_cycles, seed, cache, executor, **kw
+) -> Callable:
     if tech is None:
         raise ValueError("fidelity='f1' evaluates wafers and needs `tech` (load_tech('n7'))")
     f0 = make_evaluator(workload, mappings=mappings, tech=tech, **kw)
@@ -354,15 +362,21 @@ def _make_f1_evaluator(workload, *, mappings, tech, max_cycles, seed, cache, **k
         batched = jnp.ndim(designs.macs_per_core) > 0
         one = designs if batched else jax.tree_util.tree_map(lambda x: x[None], designs)
         idx = np.asarray(res0.mapping_index).reshape(-1)
-        rows, costs = [], []
-        for i, j in enumerate(idx):
-            d = jax.tree_util.tree_map(lambda x: x[i], one)  # noqa: B023
-            mp = jax.tree_util.tree_map(lambda x: x[int(j)], mappings)  # noqa: B023
-            m1, c = evaluate_f1(
-                d, workload, tech, mapping=mp, seed=seed + i, max_cycles=max_cycles, cache=cache
+        points = [
+            F1Point(
+                jax.tree_util.tree_map(lambda x, i=i: x[i], one),
+                workload,
+                tech,
+                jax.tree_util.tree_map(lambda x, j=int(j): x[j], mappings),
+                seed + i,
+                max_cycles,
             )
-            rows.append(m1)
-            costs.append(c)
+            for i, j in enumerate(idx)
+        ]
+        rows, costs = zip(
+            *evaluate_f1_many(points, executor=executor, cache=None if executor else cache),
+            strict=True,
+        )
         metrics = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *rows)
         return F1Result(
             metrics=metrics,

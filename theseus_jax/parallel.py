@@ -1,9 +1,10 @@
-r"""Run one function over many items in worker processes, results in item order.
+r"""Run one function over many items on worker processes, results in item order.
 
-An exploration proposes ``q`` designs at a time; their F1 evaluations are independent and
-take seconds to minutes each. An executor runs them concurrently and hands the results back
-**in proposal order**, not in finishing order, so that a parallel run writes, tells and
-replays exactly what a serial run of the same seed does.
+F1 evaluations are independent and take seconds to minutes each: an exploration's ``q``
+proposals, or a batch given to ``make_evaluator(..., fidelity="f1")``, can run on several
+workers (:func:`theseus_jax.fidelity.open_f1_executor`). An executor hands the results back
+**in item order**, not in finishing order, so a parallel run writes, tells and replays
+exactly what a serial run does.
 
 .. code-block:: python
 
