@@ -16,7 +16,7 @@ import ray
 from _helpers import n_evals, tiny_noc_space
 
 import theseus_jax as tj
-from theseus_jax.dse import ExploreConfig, Parallel, WorkerDied, run_explore
+from theseus_jax.dse import ExploreConfig, Parallel, WorkerDied, make_problem, run_explore
 from theseus_jax.dse.store import RunStore
 from theseus_jax.fidelity import open_f1_executor
 from theseus_jax.metrics._evaluate import default_mappings
@@ -152,8 +152,9 @@ def _rows(run_dir):
 def serial_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serial")
     cfg = _cfg(tmp)
-    summary = run_explore(cfg, tmp / "run")
-    return cfg, summary, _rows(tmp / "run")
+    prob = make_problem(cfg)
+    summary = run_explore(cfg, tmp / "run", problem=dataclasses.replace(prob))
+    return cfg, prob, summary, _rows(tmp / "run")
 
 
 def _worker_pids(tag: str, children: bool) -> list[int]:
@@ -172,52 +173,57 @@ def _worker_pids(tag: str, children: bool) -> list[int]:
     return out
 
 
-def _kill_one_worker_when(run_dir, tag, children, n_rows, killed) -> threading.Thread:
-    """A thread that SIGKILLs one worker once the run has stored ``n_rows`` evaluations (the
-    next proposal's F1 evaluations are then in flight)."""
+def _kill_workers_when(run_dir, tag, children, n_rows, killed, *, every=False, delay_s=0.0):
+    """A thread that SIGKILLs one worker (``every``: all of them) once the run has stored
+    ``n_rows`` evaluations and the workers have been up ``delay_s`` seconds; it gives up
+    after 300 s."""
 
     def go():
-        t_end = time.time() + 300
-        while time.time() < t_end and n_evals(run_dir) < n_rows:
+        t_end, seen = time.time() + 300, None
+        while time.time() < t_end:
+            pids = _worker_pids(tag, children) if n_evals(run_dir) >= n_rows else []
+            seen = seen or (time.time() if pids else None)
+            if pids and time.time() - seen >= delay_s:
+                for pid in pids if every else pids[:1]:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                return
             time.sleep(0.05)
-        pids = _worker_pids(tag, children)
-        if pids:
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
 
     th = threading.Thread(target=go, daemon=True)
     th.start()
     return th
 
 
-def _check_parallel_run(
-    spec: Parallel, tag: str, children: bool, serial_run, tmp_path, stop_after=None
-):
-    cfg, summary, rows = serial_run
+def test_explore_on_workers_equals_serial(serial_run, tmp_path, ray_local):
+    """Local processes with a worker killed, stopped inside a proposal, then resumed on Ray
+    workers with an actor killed: the serial run's rows, one per evaluation, in order."""
+    cfg, prob, summary, rows = serial_run
     assert len(rows) >= 4 and len({r[0] for r in rows}) >= 2  # two proposals of q=2 at least
     run_dir = tmp_path / "par"
     killed = []
-    th = _kill_one_worker_when(run_dir, tag, children, 2, killed)
-    got = run_explore(cfg, run_dir, parallel=spec, stop_after=stop_after)
+    # the second proposal's evaluations are in flight once the first two rows are stored
+    th = _kill_workers_when(run_dir, "multiprocessing.spawn", True, 2, killed)
+    run_explore(
+        cfg, run_dir, parallel=Parallel(workers=2), stop_after=3, problem=dataclasses.replace(prob)
+    )
     th.join(timeout=5)
-    if stop_after is not None:  # stopped inside a proposal: resume it, in parallel again
-        assert len(_rows(run_dir)) == stop_after
-        got = run_explore(None, run_dir, resume=True, parallel=spec)
     assert killed, "no worker was killed: the test did not exercise a dead worker"
-    # exactly one row per evaluation, in proposal order, with the serial run's values
+    assert _rows(run_dir) == rows[:3]
+    # resume the stopped proposal on Ray; every actor is killed (the busy one mid-evaluation)
+    n_killed = len(killed)
+    th = _kill_workers_when(run_dir, "_RayWorker", False, 0, killed, every=True, delay_s=4.0)
+    got = run_explore(
+        None,
+        run_dir,
+        resume=True,
+        parallel=Parallel(workers=2, backend="ray"),
+        problem=dataclasses.replace(prob),
+    )
+    th.join(timeout=5)
+    assert len(killed) > n_killed, "no Ray worker was killed"
     assert _rows(run_dir) == rows
-    assert got["hypervolume"] == summary["hypervolume"]
-    assert got["pareto"] == summary["pareto"]
-
-
-def test_explore_process_workers_equal_serial(serial_run, tmp_path):
-    spec = Parallel(workers=2)
-    _check_parallel_run(spec, "multiprocessing.spawn", True, serial_run, tmp_path, stop_after=3)
-
-
-def test_explore_ray_workers_equal_serial(serial_run, tmp_path, ray_local):
-    spec = Parallel(workers=2, backend="ray")
-    _check_parallel_run(spec, "_RayWorker", False, serial_run, tmp_path)
+    assert got["hypervolume"] == summary["hypervolume"] and got["pareto"] == summary["pareto"]
 
 
 def test_make_evaluator_f1_on_workers_equals_serial(tmp_path):
