@@ -73,7 +73,7 @@ def test_parallel_spec_errors():
     assert Parallel().in_process and not Parallel(workers=1, backend="ray").in_process
 
 
-def test_cli_parallel_flags_are_checked(tmp_path, capsys):
+def test_cli_parallel_flags_are_checked(tmp_path, capsys, monkeypatch):
     from theseus_jax.cli.__main__ import main
 
     base = ["explore", "theseus_2024", "gpt3-xl", "--out", str(tmp_path / "r")]
@@ -83,6 +83,15 @@ def test_cli_parallel_flags_are_checked(tmp_path, capsys):
     assert "workers" in capsys.readouterr().err
     assert main([*base, "--inference", "--workers", "2"]) == 2
     assert "--workers" in capsys.readouterr().err
+    # an environment without Ray: one line that says how to install it
+    import importlib.util
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "ray" else find(n, *a)
+    )
+    assert main([*base, "--executor", "ray", "--workers", "2"]) == 2
+    assert ".[ray]" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

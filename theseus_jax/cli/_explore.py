@@ -291,11 +291,15 @@ def resume_hint(args) -> str:
 
 def _parallel(args):
     """The :class:`~theseus_jax.parallel.Parallel` of the flags (checked there)."""
+    import importlib.util
+
     from ..parallel import Parallel
 
     backend = args.executor or "process"
     if backend != "ray" and (args.address is not None or args.gpus_per_worker is not None):
         raise ValueError("--address and --gpus-per-worker apply to --executor ray only")
+    if backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise ValueError('--executor ray needs Ray in this environment: pip install -e ".[ray]"')
     return Parallel(
         workers=1 if args.workers is None else args.workers,
         backend=backend,
