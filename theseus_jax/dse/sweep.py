@@ -206,7 +206,7 @@ def run_sweep(
     n_chunks = math.ceil(n / chunk)
     ctx = _chunk_context(space, workload, tech, cfg, chunk, devices)
     if shard is not None:
-        return _run_shard(ctx, n, n_chunks, shard, parts_dir, log)
+        return _run_shard(ctx, n, n_chunks, shard, parts_dir, log, progress)
     maps, ev = ctx.maps, ctx.evaluate
     front = _Front()
     thin = max(1, math.ceil(n / PLOT_POINTS))
@@ -315,15 +315,27 @@ def _evaluate_chunk(c: _ChunkContext, i: int, k: int) -> dict[str, np.ndarray]:
     return _chunk_columns(designs, res, maps_i, k, i * c.chunk)
 
 
-def _run_shard(c: _ChunkContext, n, n_chunks, shard, parts_dir: Path, log) -> dict:
+def _run_shard(c: _ChunkContext, n, n_chunks, shard, parts_dir: Path, log, progress) -> dict:
     """The chunks ``i % m == k`` of a sweep, written as parts (no combined output)."""
     k_sh, m_sh = shard
+    mine = range(k_sh, n_chunks, m_sh)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        total = sum(min(c.chunk, n - i * c.chunk) for i in mine)
+        bar = tqdm(total=total, unit="design", desc=f"sweep {k_sh}/{m_sh}", smoothing=0.1)
     written = 0
-    for i in range(k_sh, n_chunks, m_sh):
+    for i in mine:
         path = parts_dir / f"part-{i:06d}.parquet"
+        k = min(c.chunk, n - i * c.chunk)
         if not path.exists():
-            _write_part(path, _evaluate_chunk(c, i, min(c.chunk, n - i * c.chunk)))
+            _write_part(path, _evaluate_chunk(c, i, k))
             written += 1
+        if bar is not None:
+            bar.update(k)
+    if bar is not None:
+        bar.close()
     on_disk = sum((parts_dir / f"part-{i:06d}.parquet").exists() for i in range(n_chunks))
     log(
         f"shard {k_sh}/{m_sh}: wrote {written} parts; {on_disk} of {n_chunks} parts on disk; "
