@@ -124,17 +124,13 @@ def _worker_setup(flags: dict, setup: Callable, args: tuple):
     return setup(*args)
 
 
-# A spawned worker's state, set once by the pool's initializer in that worker process (a
-# process pool keeps no per-worker object to hang it on); never set in the caller's process.
-_STATE: dict[str, Any] = {}
-
-
 def _process_init(flags, setup, args) -> None:
-    _STATE["state"] = _worker_setup(flags, setup, args)
+    """In a spawned worker: its state lives on the worker's own process object."""
+    mp.current_process().theseus_state = _worker_setup(flags, setup, args)
 
 
 def _process_call(task: Callable, item):
-    return task(_STATE["state"], item)
+    return task(mp.current_process().theseus_state, item)
 
 
 class _InProcess:
